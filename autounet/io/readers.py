@@ -1,0 +1,194 @@
+"""Read any supported image file into an :class:`~autounet.io.image.Image` (array axis order)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from autounet.errors import ImageReadError
+from autounet.io.formats import PIL_EXTENSIONS, check_supported
+from autounet.io.image import PLACEHOLDER_2D_SPACING, Geometry, Image
+from autounet.typing import PathType
+
+logger = logging.getLogger(__name__)
+
+_CORRUPT_HINT = "the file is truncated or corrupt; re-export or re-download it"
+
+
+def read_image(path: PathType) -> Image:
+    """Read an image file as a channel-first array with its geometry.
+
+    Parameters
+    ----------
+    path : str or Path
+        A NIfTI, NRRD, MHA/MHD file (3D, 4D multi-channel or 2D) or a PNG, TIFF, BMP, GIF or JPEG image.
+
+    Returns
+    -------
+    Image
+        ``data`` has shape ``(C, z, y, x)``: 4D NIfTI volumes are split along their fourth axis into
+        channels, vector pixels (RGB) become channels, and flat images get ``z = 1``.
+
+    Raises
+    ------
+    ImageReadError
+        If the file is missing, unreadable, truncated or of an unsupported type.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"{path}: file not found; check the path or the dataset.json entry")
+    try:
+        ext = check_supported(path)
+    except ValueError as err:
+        raise ImageReadError(str(err)) from None
+    if ext in PIL_EXTENSIONS:
+        return _read_flat_image(path)
+    return _read_sitk(path)
+
+
+def read_image_geometry(path: PathType) -> tuple[tuple[int, ...], int, Geometry]:
+    """Read only the header: ``(spatial_shape, num_channels, geometry)``, without decoding voxels.
+
+    Flat image formats are decoded (they are small); SimpleITK formats read just the header.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"{path}: file not found; check the path or the dataset.json entry")
+    try:
+        ext = check_supported(path)
+    except ValueError as err:
+        raise ImageReadError(str(err)) from None
+    if ext in PIL_EXTENSIONS:
+        image = _read_flat_image(path)
+        return image.spatial_shape, image.num_channels, image.geometry
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as err:
+        raise ImageReadError(f"{path}: cannot read the header ({_first_line(err)}); {_CORRUPT_HINT}") from None
+    size = reader.GetSize()
+    geometry, spatial_ndim = _geometry_from_sitk(
+        reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection(), len(size)
+    )
+    if len(size) == 4:
+        shape, channels = tuple(reversed(size[:3])), int(size[3])
+    elif spatial_ndim == 2:
+        shape, channels = (1,) + tuple(reversed(size)), 1
+    else:
+        shape, channels = tuple(reversed(size)), 1
+    channels *= int(reader.GetNumberOfComponents())
+    return tuple(int(s) for s in shape), channels, geometry
+
+
+def _first_line(err: Exception) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    meaningful = [line for line in lines if "ERROR" in line or "rror" in line]
+    return (meaningful or lines or ["unknown error"])[-1][:200]
+
+
+def _geometry_from_sitk(
+    spacing: tuple[float, ...], origin: tuple[float, ...], direction: tuple[float, ...], ndim: int
+) -> tuple[Geometry, int]:
+    """Convert SimpleITK (x, y, z[, t]) geometry to array-order 3D geometry."""
+    if ndim == 4:  # 4D: keep the spatial 3x3 block, the fourth axis holds channels
+        matrix = np.asarray(direction, dtype=float).reshape(4, 4)[:3, :3]
+        spacing, origin = spacing[:3], origin[:3]
+        ndim = 3
+    else:
+        matrix = np.asarray(direction, dtype=float).reshape(ndim, ndim)
+    if ndim == 2:
+        full = np.eye(3)
+        full[1:, 1:] = matrix[::-1, ::-1]
+        return (
+            Geometry(
+                spacing=(PLACEHOLDER_2D_SPACING,) + tuple(reversed(spacing)),
+                origin=(0.0,) + tuple(reversed(origin)),
+                direction=tuple(full.ravel()),
+                is_2d=True,
+            ),
+            2,
+        )
+    if ndim != 3:
+        raise ValueError(f"{ndim}D images are not supported; expected 2D, 3D or 4D (channels last)")
+    return (
+        Geometry(
+            spacing=tuple(reversed(spacing)),
+            origin=tuple(reversed(origin)),
+            direction=tuple(matrix[::-1, ::-1].ravel()),
+        ),
+        3,
+    )
+
+
+def _read_sitk(path: Path) -> Image:
+    try:
+        itk_image = sitk.ReadImage(str(path))
+    except RuntimeError as err:
+        raise ImageReadError(f"{path}: cannot be read ({_first_line(err)}); {_CORRUPT_HINT}") from None
+    ndim = itk_image.GetDimension()
+    try:
+        geometry, spatial_ndim = _geometry_from_sitk(
+            itk_image.GetSpacing(), itk_image.GetOrigin(), itk_image.GetDirection(), ndim
+        )
+    except ValueError as err:
+        raise ImageReadError(f"{path}: {err}") from None
+    try:
+        array = sitk.GetArrayFromImage(itk_image)
+    except RuntimeError as err:
+        raise ImageReadError(f"{path}: voxel data cannot be decoded ({_first_line(err)}); {_CORRUPT_HINT}") from None
+    if itk_image.GetNumberOfComponentsPerPixel() > 1:
+        array = np.moveaxis(array, -1, 0)  # vector pixels (RGB) -> channels
+        if ndim == 4:
+            raise ImageReadError(f"{path}: 4D images with vector pixels are not supported; save one channel per file")
+    elif ndim == 4:
+        pass  # (t, z, y, x): the fourth axis holds the channels
+    else:
+        array = array[None]
+    if spatial_ndim == 2:
+        array = array[:, None]
+    return Image(data=np.ascontiguousarray(array), geometry=geometry, source=str(path))
+
+
+def _read_flat_image(path: Path) -> Image:
+    from PIL import Image as PILImage, UnidentifiedImageError
+
+    try:
+        with PILImage.open(path) as pil:
+            frames = [_pil_frame_to_array(pil, i) for i in range(getattr(pil, "n_frames", 1))]
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise ImageReadError(f"{path}: cannot be read ({err}); {_CORRUPT_HINT}") from None
+    if path.suffix.lower() == ".gif":
+        frames = frames[:1]  # GIF frames are animation, not slices
+    if len({f.shape for f in frames}) != 1:
+        raise ImageReadError(f"{path}: pages of this multi-page image differ in size; save one slice per file")
+    stack = np.stack(frames, axis=1)  # (C, z, y, x)
+    is_2d = stack.shape[1] == 1
+    spacing = (PLACEHOLDER_2D_SPACING if is_2d else 1.0, 1.0, 1.0)
+    return Image(data=np.ascontiguousarray(stack), geometry=Geometry(spacing=spacing, is_2d=is_2d), source=str(path))
+
+
+def _pil_frame_to_array(pil, index: int) -> np.ndarray:
+    """One frame as ``(C, y, x)``. Alpha is dropped; grey palettes become grey, colour palettes keep indices."""
+    pil.seek(index)
+    mode = pil.mode
+    if mode == "P":
+        palette = np.asarray(pil.getpalette() or [], dtype=np.int64).reshape(-1, 3)
+        used = np.unique(np.asarray(pil))
+        used = used[used < len(palette)]
+        grey = palette.size == 0 or np.all(palette[used] == palette[used][:, :1])
+        pil = pil.convert("L") if grey else pil  # colour palettes: the indices are the label values
+        mode = pil.mode
+    if mode in ("RGBA", "CMYK", "YCbCr", "LAB", "HSV"):
+        pil = pil.convert("RGB")
+    elif mode == "LA":
+        pil = pil.convert("L")
+    elif mode == "1":
+        pil = pil.convert("L")
+    array = np.asarray(pil)
+    if array.ndim == 2:
+        return array[None]
+    return np.moveaxis(array, -1, 0)
