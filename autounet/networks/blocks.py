@@ -107,6 +107,8 @@ class ConvNormAct(nn.Sequential):
         Stride per axis (default all ones).
     activation : bool
         Append the LeakyReLU (``False`` for the second conv of a residual block).
+    bias : bool
+        Give the convolution a bias (nnU-Net does, except in residual skip projections).
 
     Examples
     --------
@@ -122,8 +124,9 @@ class ConvNormAct(nn.Sequential):
         kernel_size: Sequence[int],
         stride: Sequence[int] | None = None,
         activation: bool = True,
+        bias: bool = True,
     ) -> None:
-        layers = [make_conv(in_channels, out_channels, kernel_size, stride), make_norm(out_channels)]
+        layers = [make_conv(in_channels, out_channels, kernel_size, stride, bias), make_norm(out_channels)]
         if activation:
             layers.append(make_activation())
         super().__init__(*layers)
@@ -179,7 +182,7 @@ class ResidualBlock(nn.Module):
             pool = nn.AvgPool2d if spatial_dims == 2 else nn.AvgPool3d
             skip.append(pool(stride, stride))
         if in_channels != out_channels:
-            skip.append(ConvNormAct(in_channels, out_channels, (1,) * spatial_dims, activation=False))
+            skip.append(ConvNormAct(in_channels, out_channels, (1,) * spatial_dims, activation=False, bias=False))
         self.skip = nn.Sequential(*skip)
         self.activation = make_activation()
 
