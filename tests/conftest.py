@@ -1,0 +1,57 @@
+"""Shared fixtures: small synthetic datasets and the real datasets in ../shared/datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from autounet.dataset.demo import DemoSpec, make_demo_dataset
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
+
+
+def _real_dataset(name: str) -> Path:
+    path = SHARED_DATASETS / name
+    if not path.is_dir():
+        pytest.skip(f"real dataset {name} not found at {path}; these tests need ../shared/datasets")
+    return path
+
+
+@pytest.fixture(scope="session")
+def hippocampus_dir() -> Path:
+    """MSD Task04 Hippocampus (208 training cases), read only."""
+    return _real_dataset("Task04_Hippocampus")
+
+
+@pytest.fixture(scope="session")
+def drive_dir() -> Path:
+    """DRIVE retinal vessels, original tree, read only."""
+    return _real_dataset("DRIVE")
+
+
+@pytest.fixture(scope="session")
+def isbi_dir() -> Path:
+    """ISBI 2012 EM slices, read only."""
+    return _real_dataset("ISBI2012_EM")
+
+
+@pytest.fixture(scope="session")
+def demo_3d(tmp_path_factory) -> Path:
+    """Eight isotropic single-channel 3D cases with two labels (read only: copy before changing)."""
+    return make_demo_dataset(tmp_path_factory.mktemp("demo_3d"), DemoSpec(kind="3d", num_cases=8, seed=1))
+
+
+@pytest.fixture(scope="session")
+def demo_aniso(tmp_path_factory) -> Path:
+    """Six strongly anisotropic two-channel 3D cases (4D NIfTI, MSD style)."""
+    return make_demo_dataset(
+        tmp_path_factory.mktemp("demo_aniso"), DemoSpec(kind="3d_aniso", num_cases=6, num_channels=2, seed=2)
+    )
+
+
+@pytest.fixture(scope="session")
+def demo_2d(tmp_path_factory) -> Path:
+    """Six 2D PNG cases with three labels."""
+    return make_demo_dataset(tmp_path_factory.mktemp("demo_2d"), DemoSpec(kind="2d", num_cases=6, num_labels=3, seed=3))
