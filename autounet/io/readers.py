@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import logging
+import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -124,11 +127,39 @@ def _geometry_from_sitk(
     )
 
 
+def _check_gzip_complete(path: Path, itk_image: sitk.Image) -> None:
+    """Raise if a ``.gz`` file is truncated: ITK silently zero-fills the missing part of such files.
+
+    The gzip trailer stores the uncompressed size modulo 2**32. For NIfTI it must equal the voxel
+    offset plus the voxel bytes; only when it does not (or the format is not NIfTI) is the whole stream
+    decompressed to check its integrity, so intact files cost just a few header bytes.
+    """
+    with open(path, "rb") as raw:
+        raw.seek(-4, os.SEEK_END)
+        stored_size = int.from_bytes(raw.read(4), "little")
+    with gzip.open(path, "rb") as stream:
+        header = stream.read(352)
+    if len(header) >= 348 and int.from_bytes(header[:4], "little") == 348:  # NIfTI-1, little endian
+        vox_offset = int(np.frombuffer(header[108:112], dtype="<f4")[0])
+        voxel_bytes = itk_image.GetNumberOfPixels() * itk_image.GetNumberOfComponentsPerPixel()
+        voxel_bytes *= np.dtype(sitk.GetArrayViewFromImage(itk_image).dtype).itemsize
+        if (vox_offset + voxel_bytes) % 2**32 == stored_size:
+            return
+    try:
+        with gzip.open(path, "rb") as stream:
+            while stream.read(1 << 24):
+                pass
+    except (EOFError, OSError, zlib.error) as err:
+        raise ImageReadError(f"{path}: compressed data ends early or is damaged ({err}); {_CORRUPT_HINT}") from None
+
+
 def _read_sitk(path: Path) -> Image:
     try:
         itk_image = sitk.ReadImage(str(path))
     except RuntimeError as err:
         raise ImageReadError(f"{path}: cannot be read ({_first_line(err)}); {_CORRUPT_HINT}") from None
+    if path.name.lower().endswith(".gz"):
+        _check_gzip_complete(path, itk_image)
     ndim = itk_image.GetDimension()
     try:
         geometry, spatial_ndim = _geometry_from_sitk(
