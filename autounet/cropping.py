@@ -31,7 +31,10 @@ def nonzero_mask(data: np.ndarray, fill_holes: bool = True) -> np.ndarray:
     """
     mask = np.any(data != 0, axis=0)
     if fill_holes and mask.any() and not mask.all():
-        mask = ndimage.binary_fill_holes(mask)
+        # Fill on the non-singleton axes only: in a (1, y, x) image every hole touches the array border
+        # along z and would never count as enclosed.
+        squeezed = mask.reshape([s for s in mask.shape if s > 1] or [1])
+        mask = ndimage.binary_fill_holes(squeezed).reshape(mask.shape)
     return mask
 
 

@@ -19,15 +19,15 @@ class Registry(Generic[T]):
     Examples
     --------
     >>> losses = Registry("loss")
-    >>> @losses.register("l1")
-    ... def l1(a, b):
+    >>> @losses.register("absolute")
+    ... def absolute(a, b):
     ...     return abs(a - b)
-    >>> losses.get("l1")(3, 5)
+    >>> losses.get("absolute")(3, 5)
     2
-    >>> losses.get("l2")
+    >>> losses.get("absolut")
     Traceback (most recent call last):
     ...
-    KeyError: 'unknown loss "l2"; available: l1. Did you mean "l1"?'
+    KeyError: 'unknown loss "absolut"; available: absolute. Did you mean "absolute"?'
     """
 
     def __init__(self, kind: str) -> None:
