@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Time nnU-Net v2 fingerprint extraction on Dataset004_Hippocampus (208 cases).
+
+    python3 benchmarks/peer/time_fingerprint.py [--reps 3] [--np 2]
+
+Each repetition deletes nnUNet_preprocessed/Dataset004_Hippocampus/dataset_fingerprint.json
+and runs exactly the CLI `nnUNetv2_extract_fingerprint -d 4 -np 2` (its --clean flag
+is passed too so it would recompute even if the delete were skipped) as a
+subprocess; the wall time includes interpreter start + imports, as a user sees it.
+`import_overhead_s` (time of a bare `python -c "import <its entry module>"`) is
+recorded so it can be subtracted.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # noqa: E402
+
+
+def main() -> None:
+    C.ensure_venv()
+    C.set_nnunet_env()
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--np", type=int, default=2, help="-np of the CLI (processes)")
+    args = ap.parse_args()
+    C.require_raw()
+
+    fp = C.PREPROCESSED / C.DATASET_NAME / "dataset_fingerprint.json"
+    cmd = [str(C.VENV_BIN / "nnUNetv2_extract_fingerprint"), "-d", str(C.DATASET_ID),
+           "-np", str(args.np), "--clean", "--no_pbar"]
+    load0, up0 = C.loadavg(), C.uptime_line()
+    imp = C.timed_subprocess([str(C.VENV_PY), "-c",
+                              "import nnunetv2.experiment_planning.plan_and_preprocess_entrypoints"])
+    times = []
+    for i in range(args.reps):
+        if fp.exists():
+            fp.unlink()
+        t = C.timed_subprocess(cmd, C.PEER / "logs" / f"fingerprint_rep{i}.log")
+        assert fp.exists(), "fingerprint not written"
+        times.append(t)
+        print(f"rep {i}: {t:.2f} s (load {C.loadavg()})", file=sys.stderr, flush=True)
+    C.record("fingerprint", {
+        "command": " ".join(["nnUNetv2_extract_fingerprint"] + cmd[1:]),
+        "num_cases": 208,
+        "num_processes": args.np,
+        "import_overhead_s": round(imp, 3),
+        **C.summarize(times),
+    }, load0, up0)
+
+
+if __name__ == "__main__":
+    main()
