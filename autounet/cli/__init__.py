@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "demo",
     "fingerprint",
     "plan",
+    "preprocess",
     "evaluate",
 ]
 
