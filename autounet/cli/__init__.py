@@ -18,6 +18,8 @@ from autounet.errors import AutounetError
 #: Subcommand modules, in the order ``autounet --help`` lists them (the pipeline order).
 COMMAND_MODULES = [
     "demo",
+    "import_",
+    "check",
     "fingerprint",
     "plan",
     "preprocess",

@@ -67,6 +67,8 @@ def read_image_geometry(path: PathType) -> tuple[tuple[int, ...], int, Geometry]
     if ext in PIL_EXTENSIONS:
         image = _read_flat_image(path)
         return image.spatial_shape, image.num_channels, image.geometry
+    _check_not_empty(path)
+    _check_nifti_dimensions(path)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
@@ -127,6 +129,50 @@ def _geometry_from_sitk(
     )
 
 
+def _check_not_empty(path: Path) -> None:
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"{path}: the file is empty (0 bytes); re-export or re-download it, or remove the case")
+
+
+#: NIfTI-1 and NIfTI-2 header sizes; ``sizeof_hdr`` opens the header, so it also tells the byte order.
+_NIFTI1_HEADER_BYTES = 348
+_NIFTI2_HEADER_BYTES = 540
+
+
+def _nifti_dimensions(path: Path) -> tuple[int, ...] | None:
+    """The ``dim`` field of a NIfTI header (``dim[0]`` = number of axes), or None for other files."""
+    if not path.name.lower().endswith((".nii", ".nii.gz")):
+        return None
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as stream:
+            header = stream.read(_NIFTI2_HEADER_BYTES)
+    except (EOFError, OSError, zlib.error):
+        return None  # SimpleITK reports the damage with its own message
+    if len(header) < _NIFTI1_HEADER_BYTES:
+        return None
+    for order in ("<", ">"):
+        sizeof_hdr = int(np.frombuffer(header[:4], dtype=f"{order}i4")[0])
+        if sizeof_hdr == _NIFTI1_HEADER_BYTES:  # dim: 8 x int16 at byte 40
+            return tuple(int(d) for d in np.frombuffer(header[40:56], dtype=f"{order}i2"))
+        if sizeof_hdr == _NIFTI2_HEADER_BYTES and len(header) >= _NIFTI2_HEADER_BYTES:  # dim: 8 x int64 at byte 16
+            return tuple(int(d) for d in np.frombuffer(header[16:80], dtype=f"{order}i8"))
+    return None
+
+
+def _check_nifti_dimensions(path: Path) -> None:
+    """Raise for a NIfTI header with a zero or negative axis length: ITK silently reads such files as one slice."""
+    dims = _nifti_dimensions(path)
+    if dims is None or not 1 <= dims[0] <= 7:
+        return
+    sizes = dims[1 : dims[0] + 1]
+    if any(size <= 0 for size in sizes):
+        raise ImageReadError(
+            f"{path}: zero-size image (header axis lengths {list(sizes)}); the file holds no voxels. "
+            "Re-export it or remove the case"
+        )
+
+
 def _check_gzip_complete(path: Path, itk_image: sitk.Image) -> None:
     """Raise if a ``.gz`` file is truncated: ITK silently zero-fills the missing part of such files.
 
@@ -154,6 +200,8 @@ def _check_gzip_complete(path: Path, itk_image: sitk.Image) -> None:
 
 
 def _read_sitk(path: Path) -> Image:
+    _check_not_empty(path)
+    _check_nifti_dimensions(path)
     try:
         itk_image = sitk.ReadImage(str(path))
     except RuntimeError as err:
@@ -187,6 +235,7 @@ def _read_sitk(path: Path) -> Image:
 def _read_flat_image(path: Path) -> Image:
     from PIL import Image as PILImage, UnidentifiedImageError
 
+    _check_not_empty(path)
     try:
         with PILImage.open(path) as pil:
             frames = [_pil_frame_to_array(pil, i) for i in range(getattr(pil, "n_frames", 1))]
