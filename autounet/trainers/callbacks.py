@@ -1,0 +1,278 @@
+"""Callbacks with fixed hooks: checkpointing, logging, early stopping, progress bar and plot are all callbacks.
+
+A callback subclasses :class:`Callback` and overrides any of its hooks; the :class:`~autounet.trainers.trainer.Trainer`
+calls them in list order. Hooks receive the trainer and may read everything on it; they change the run only via
+``trainer.state.total_iterations`` (budget) and ``trainer.request_stop(reason)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tqdm import tqdm
+
+from autounet.jsonio import write_json
+from autounet.trainers.checkpoint import CHECKPOINT_BEST, CHECKPOINT_FINAL, CHECKPOINT_LATEST, save_checkpoint
+
+if TYPE_CHECKING:
+    from autounet.trainers.trainer import Trainer
+
+logger = logging.getLogger(__name__)
+
+TRAINING_LOG_JSON = "training_log.json"
+TRAINING_LOG_TEXT = "training.log"
+PROGRESS_PLOT = "progress.png"
+
+
+class Callback:
+    """Base class: every hook does nothing. Override the ones you need."""
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        """Before the first iteration (also after a resume)."""
+
+    def on_epoch_start(self, trainer: Trainer) -> None:
+        """Before the first iteration of an epoch."""
+
+    def on_iteration_end(self, trainer: Trainer, loss: float) -> None:
+        """After each optimiser step; ``trainer.state.iteration`` already counts it."""
+
+    def on_validation_end(self, trainer: Trainer, metrics: Mapping[str, Any]) -> None:
+        """After the epoch's validation batches; ``metrics`` has ``val_loss``, ``dice_per_label``, ``ema_dice``."""
+
+    def on_epoch_end(self, trainer: Trainer, record: Mapping[str, Any]) -> None:
+        """After an epoch; ``record`` is the epoch's entry of ``trainer.state.log``."""
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        """After the last epoch (not called when training raises)."""
+
+
+class Checkpointing(Callback):
+    """``checkpoint_latest.pt`` every few minutes and at epoch ends, ``checkpoint_best.pt`` when the smoothed
+    validation Dice improves, ``checkpoint_final.pt`` at the end. Only the writing process (rank 0) writes.
+
+    Parameters
+    ----------
+    folder : Path
+        The fold folder.
+    metadata : mapping
+        Added to every checkpoint (configuration, fold, plans_version, network, training_config, ...).
+    every_seconds : float
+        Wall time between latest-checkpoint writes inside an epoch.
+    """
+
+    def __init__(self, folder: Path, metadata: Mapping[str, Any], every_seconds: float, write: bool = True) -> None:
+        self.folder = Path(folder)
+        self.metadata = dict(metadata)
+        self.every_seconds = every_seconds
+        self.write = write
+        self._last_save = time.monotonic()
+
+    def save(self, trainer: Trainer, name: str) -> None:
+        if self.write:
+            save_checkpoint(self.folder / name, {**trainer.state_dict(), **self.metadata})
+        self._last_save = time.monotonic()
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        self._last_save = time.monotonic()
+
+    def on_iteration_end(self, trainer: Trainer, loss: float) -> None:
+        if time.monotonic() - self._last_save >= self.every_seconds:
+            self.save(trainer, CHECKPOINT_LATEST)
+
+    def on_epoch_end(self, trainer: Trainer, record: Mapping[str, Any]) -> None:
+        if record.get("new_best"):
+            self.save(trainer, CHECKPOINT_BEST)
+        self.save(trainer, CHECKPOINT_LATEST)
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        self.save(trainer, CHECKPOINT_FINAL)
+        self.save(trainer, CHECKPOINT_LATEST)
+
+
+class TrainingLog(Callback):
+    """``training_log.json`` (every epoch's numbers) and a human-readable ``training.log``, rewritten each epoch."""
+
+    def __init__(self, folder: Path, header: Mapping[str, Any], write: bool = True) -> None:
+        self.folder = Path(folder)
+        self.header = dict(header)
+        self.write = write
+
+    def _append_text(self, line: str) -> None:
+        if self.write:
+            with open(self.folder / TRAINING_LOG_TEXT, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        if not self.write:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        action = "resumed at iteration" if trainer.state.iteration else "started, iteration"
+        self._append_text(
+            f"{stamp} training {action} {trainer.state.iteration} of {trainer.state.total_iterations}; "
+            + ", ".join(f"{k}={v}" for k, v in self.header.items())
+        )
+
+    def on_epoch_end(self, trainer: Trainer, record: Mapping[str, Any]) -> None:
+        if not self.write:
+            return
+        write_json(self.folder / TRAINING_LOG_JSON, {**self.header, "epochs": trainer.state.log})
+        dice = record.get("dice_per_label") or {}
+        dice_text = " ".join(f"{label}={value:.4f}" for label, value in dice.items())
+        val_loss = record.get("val_loss")
+        ema = record.get("ema_dice")
+        self._append_text(
+            f"{time.strftime('%H:%M:%S')} epoch {record['epoch']}: iterations {record['iteration']}/"
+            f"{trainer.state.total_iterations}, train loss {record['train_loss']:.4f}, "
+            + (f"val loss {val_loss:.4f}, " if val_loss is not None else "")
+            + (f"pseudo Dice {dice_text}, EMA {ema:.4f}{' (best)' if record.get('new_best') else ''}, " if ema is not None else "")
+            + f"lr {record['lr']:.5f}, epoch time {record['epoch_seconds']:.1f} s"
+        )
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        reason = trainer.state.stop_reason or "schedule finished"
+        self._append_text(f"{time.strftime('%Y-%m-%d %H:%M:%S')} training ended: {reason}")
+
+
+class EarlyStopping(Callback):
+    """Stop when the smoothed validation Dice has not improved for ``patience`` epochs.
+
+    The count is derived from ``trainer.state.log``, so it survives a resume unchanged.
+    """
+
+    def __init__(self, patience: int) -> None:
+        if patience < 1:
+            raise ValueError(f"early stopping patience must be at least 1 epoch, got {patience}")
+        self.patience = patience
+
+    def on_epoch_end(self, trainer: Trainer, record: Mapping[str, Any]) -> None:
+        emas = [r.get("ema_dice") for r in trainer.state.log if r.get("ema_dice") is not None]
+        if len(emas) <= self.patience:
+            return
+        best_at = max(range(len(emas)), key=lambda i: (emas[i], -i))
+        if len(emas) - 1 - best_at >= self.patience:
+            trainer.request_stop(
+                f"early stopping: the smoothed validation Dice has not improved for {self.patience} epochs "
+                f"(best {emas[best_at]:.4f})"
+            )
+
+
+class ProgressBar(Callback):
+    """A tqdm bar per epoch with the running loss."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._bar: Any = None
+
+    def on_epoch_start(self, trainer: Trainer) -> None:
+        if self.enabled:
+            self._bar = tqdm(
+                total=trainer.iterations_this_epoch(),
+                desc=f"epoch {trainer.state.epoch}",
+                unit="it",
+                leave=False,
+                dynamic_ncols=True,
+            )
+
+    def on_iteration_end(self, trainer: Trainer, loss: float) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.set_postfix(loss=f"{loss:.4f}", lr=f"{trainer.current_lr():.5f}", refresh=False)
+
+    def on_epoch_end(self, trainer: Trainer, record: Mapping[str, Any]) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class ProgressPlot(Callback):
+    """``progress.png``: losses, pseudo Dice (per label and smoothed) and learning rate per epoch."""
+
+    def __init__(self, folder: Path, write: bool = True) -> None:
+        self.folder = Path(folder)
+        self.write = write
+
+    def on_epoch_end(self, trainer: Trainer, record: Mapping[str, Any]) -> None:
+        if self.write:
+            from autounet.trainers.progress_plot import plot_progress
+
+            try:
+                plot_progress(trainer.state.log, self.folder / PROGRESS_PLOT)
+            except Exception as err:  # a plot must never stop a training run
+                logger.warning("could not draw %s: %s", PROGRESS_PLOT, err)
+
+
+class FitToBudget(Callback):
+    """Fit the schedule's total iterations to a wall-clock budget, from the measured speed of this run.
+
+    After ``warmup`` iterations (first steps are slow while kernels are chosen) it times ``measure`` iterations
+    and sets ``trainer.state.total_iterations`` with :func:`~autounet.trainers.budget.fit_iterations_to_budget`;
+    at every epoch end it re-fits from that epoch's time (validation and checkpoints included), so a machine that
+    slows down or speeds up still ends on time. The poly schedule always runs over the current total.
+
+    Parameters
+    ----------
+    budget_seconds : float
+        Budget of the whole fold (``trainer.state.elapsed_seconds`` counts setup and earlier sessions).
+    reserve_seconds : callable returning float
+        Time to keep for the work after training (final validation); called once, after the warm-up.
+    """
+
+    def __init__(self, budget_seconds: float, reserve_seconds: Any, warmup: int = 3, measure: int = 10) -> None:
+        self.budget_seconds = budget_seconds
+        self._reserve_source = reserve_seconds
+        self.reserve: float | None = None
+        self.warmup = warmup
+        self.measure = measure
+        self._start_iteration = 0
+        self._mark: tuple[int, float] | None = None
+
+    def _fit(self, trainer: Trainer, seconds_per_iteration: float) -> None:
+        from autounet.trainers.budget import fit_iterations_to_budget
+
+        if self.reserve is None:
+            self.reserve = float(self._reserve_source() if callable(self._reserve_source) else self._reserve_source)
+        total = fit_iterations_to_budget(
+            self.budget_seconds,
+            trainer.state.elapsed_seconds,
+            seconds_per_iteration,
+            self.reserve,
+            trainer.state.iteration,
+            trainer.max_iterations,
+        )
+        if total != trainer.state.total_iterations:
+            logger.info(
+                "budget %.0f s: %.3f s per iteration, %.0f s reserved -> %d iterations in all",
+                self.budget_seconds, seconds_per_iteration, self.reserve, total,
+            )
+        trainer.state.total_iterations = total
+        if total <= trainer.state.iteration:
+            trainer.request_stop(f"wall-clock budget of {self.budget_seconds:.0f} s reached")
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        self._start_iteration = trainer.state.iteration
+        self._mark = None
+
+    def on_iteration_end(self, trainer: Trainer, loss: float) -> None:
+        done = trainer.state.iteration - self._start_iteration
+        if done == self.warmup:
+            self._mark = (trainer.state.iteration, trainer.state.elapsed_seconds)
+        elif done == self.warmup + self.measure and self._mark is not None:
+            iterations, seconds = trainer.state.iteration - self._mark[0], trainer.state.elapsed_seconds - self._mark[1]
+            config = trainer.config
+            # Validation batches run forward only: about a third of a training step each.
+            validation_share = config.validation_iterations / (3 * config.iterations_per_epoch)
+            self._fit(trainer, seconds / iterations * (1 + validation_share))
+        elif self.reserve is not None and trainer.state.elapsed_seconds + self.reserve > self.budget_seconds:
+            trainer.state.total_iterations = trainer.state.iteration
+            trainer.request_stop(f"wall-clock budget of {self.budget_seconds:.0f} s reached")
+
+    def on_epoch_end(self, trainer: Trainer, record: Mapping[str, Any]) -> None:
+        previous = trainer.state.log[-2]["iteration"] if len(trainer.state.log) > 1 else self._start_iteration
+        iterations = record["iteration"] - previous
+        if iterations > 0 and trainer.state.iteration < trainer.state.total_iterations:
+            self._fit(trainer, record["epoch_seconds"] / iterations)

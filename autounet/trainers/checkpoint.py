@@ -1,0 +1,130 @@
+"""Write checkpoints atomically and read them back safely (``weights_only=True``) with checks that explain mismatches.
+
+A checkpoint is a dict of tensors, numbers, strings, lists and dicts (docs/architecture.md, "Checkpoints"):
+``network_weights``, ``optimizer_state``, ``grad_scaler_state``, ``epoch``, ``iteration``, ``configuration``,
+``fold``, ``plans_version``, ``network``, ``training_config``, ``log``, ``rng`` and the trainer's bookkeeping.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from autounet.errors import AutounetError
+from autounet.jsonio import atomic_path
+from autounet.typing import PathType
+
+CHECKPOINT_LATEST = "checkpoint_latest.pt"
+CHECKPOINT_BEST = "checkpoint_best.pt"
+CHECKPOINT_FINAL = "checkpoint_final.pt"
+
+#: Keys every autounet checkpoint has.
+REQUIRED_KEYS = ("network_weights", "epoch", "iteration", "configuration", "plans_version", "network")
+
+
+class CheckpointError(AutounetError, ValueError):
+    """A checkpoint cannot be used: unsafe content, damaged file or a different model."""
+
+
+def save_checkpoint(path: PathType, checkpoint: Mapping[str, Any]) -> Path:
+    """Write ``checkpoint`` to ``path`` atomically (a killed run leaves the previous file intact)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(dict(checkpoint), tmp)
+    return path
+
+
+def load_checkpoint(path: PathType, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with ``torch.load(weights_only=True)``: no code in the file is ever run.
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is no file.
+    CheckpointError
+        When the file holds anything but tensors and plain data (possibly malicious), is damaged, or lacks
+        the keys of an autounet checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no checkpoint; train the fold first (autounet train)")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"{path}: refused to load: the file holds Python objects other than tensors and plain data, which could "
+            f"run code ({first_line}). Only use checkpoints written by autounet from a source you trust."
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: damaged or not a torch checkpoint ({err}); delete it and train again") from None
+    if not isinstance(checkpoint, dict) or any(key not in checkpoint for key in REQUIRED_KEYS):
+        found = sorted(checkpoint)[:8] if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        raise CheckpointError(
+            f"{path}: not an autounet checkpoint (expected keys {', '.join(REQUIRED_KEYS)}; found {found})"
+        )
+    return checkpoint
+
+
+def check_compatible(
+    checkpoint: Mapping[str, Any],
+    path: PathType,
+    *,
+    plans_version: int,
+    configuration: str,
+    network: str,
+    model_state: Mapping[str, torch.Tensor] | None = None,
+) -> None:
+    """Refuse a checkpoint made for other plans, another configuration, network family or shapes.
+
+    Parameters
+    ----------
+    checkpoint : mapping
+        From :func:`load_checkpoint`.
+    path : path
+        Used in messages.
+    plans_version, configuration, network : int, str, str
+        What the current run uses.
+    model_state : mapping of str to Tensor, optional
+        ``model.state_dict()`` of the network the weights go into; names and shapes must match.
+
+    Raises
+    ------
+    CheckpointError
+        Naming what differs and what to do.
+    """
+    expected = {"plans_version": plans_version, "configuration": configuration, "network": network}
+    for key, value in expected.items():
+        if checkpoint[key] != value:
+            raise CheckpointError(
+                f"{path} was written for {key} {checkpoint[key]!r} but this run uses {value!r}; "
+                "train from scratch (without --resume), or use the plans/configuration the checkpoint was made with"
+            )
+    if model_state is None:
+        return
+    weights = checkpoint["network_weights"]
+    missing = [name for name in model_state if name not in weights]
+    unexpected = [name for name in weights if name not in model_state]
+    wrong = [
+        f"{name} {tuple(weights[name].shape)} vs {tuple(tensor.shape)}"
+        for name, tensor in model_state.items()
+        if name in weights and tuple(weights[name].shape) != tuple(tensor.shape)
+    ]
+    if missing or unexpected or wrong:
+        details = "; ".join(
+            part
+            for part in (
+                f"missing {', '.join(missing[:3])}" if missing else "",
+                f"unexpected {', '.join(unexpected[:3])}" if unexpected else "",
+                f"shape checkpoint vs network: {', '.join(wrong[:3])}" if wrong else "",
+            )
+            if part
+        )
+        raise CheckpointError(
+            f"{path} does not fit the network built from the plans ({details}); the plans changed since it was "
+            "written: train from scratch or restore the plans it was made with"
+        )

@@ -1,0 +1,166 @@
+"""Turn plans + a :class:`TrainingConfig` into what a fold trains: the effective configuration, network and loss."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from autounet.errors import MissingStageError, PlansError
+from autounet.losses import LOSSES, DeepSupervisionLoss, create_loss, deep_supervision_scales
+from autounet.networks import NETWORKS, build_network
+from autounet.planners.plans import ConfigurationPlan, Plans, load_plans
+from autounet.trainers.config import TrainingConfig
+
+logger = logging.getLogger(__name__)
+
+PLANS_FILE = "plans.json"
+PREPROCESSED_FOLDER = "preprocessed"
+
+
+def read_plans(results_dir: Path) -> Plans:
+    """``results_dir/plans.json``, or a message naming the command that makes it."""
+    path = Path(results_dir) / PLANS_FILE
+    if not path.is_file():
+        raise MissingStageError(
+            f'no plans in {results_dir}; run "autounet plan DATASET -o {path}" first '
+            '(or give "autounet train" the dataset folder to run the missing stages)'
+        )
+    return load_plans(path)
+
+
+def open_store(results_dir: Path, configuration: ConfigurationPlan) -> Any:
+    """The preprocessed store of ``configuration``, or a message naming the command that makes it."""
+    from autounet.preprocessing import open_preprocessed
+
+    folder = Path(results_dir) / PREPROCESSED_FOLDER / (configuration.data_identifier or configuration.name)
+    if not folder.is_dir():
+        raise MissingStageError(
+            f"no preprocessed data for {configuration.name} in {folder}; run "
+            f'"autounet preprocess DATASET -o {results_dir} -c {configuration.name}" first'
+        )
+    return open_preprocessed(folder)
+
+
+def effective_configuration(plans: Plans, name: str, config: TrainingConfig, num_cases: int) -> ConfigurationPlan:
+    """The plans' configuration with the run's overrides (network family, batch, patch) applied.
+
+    A new patch or batch is passed to the planner's :func:`~autounet.planners.plan_configuration` so that the
+    network topology follows the new patch exactly as ``autounet plan --patch-size`` would derive it.
+
+    Raises
+    ------
+    PlansError
+        For an unknown configuration, network family or a patch the network cannot use.
+    """
+    configuration = plans.configuration(name)
+    network = config.network or configuration.network
+    if network not in NETWORKS:
+        try:
+            NETWORKS.get(network)
+        except KeyError as err:
+            raise PlansError(f"{err.args[0]} (--network)") from None
+    if network != configuration.network:
+        # Family-specific arguments of another family do not carry over.
+        configuration = configuration.replace(network=network, network_kwargs={})
+    if config.patch_size is None and config.batch_size is None:
+        return configuration
+    if config.patch_size is not None and len(config.patch_size) != configuration.ndim:
+        raise PlansError(
+            f"--patch-size has {len(config.patch_size)} values but {name} patches have {configuration.ndim} axes; "
+            f"pass {configuration.ndim} values"
+        )
+    from autounet.planners import plan_configuration
+
+    median = configuration.median_image_size_in_voxels or tuple(float(p) for p in configuration.patch_size)
+    result = plan_configuration(
+        name,
+        configuration.spacing,
+        median,
+        float(np.prod(median)) * max(num_cases, 1),
+        configuration.normalization,
+        memory_budget_gb=plans.memory_budget_gb,
+        num_classes=plans.num_classes,
+        network=network,
+        network_kwargs=configuration.network_kwargs,
+        patch_size=config.patch_size or configuration.patch_size,
+        batch_size=config.batch_size or configuration.batch_size,
+        base_features=configuration.features_per_stage[0],
+        batch_dice=configuration.batch_dice,
+    )
+    for note in result.notes:
+        logger.warning("%s", note)
+    replanned = result.plan
+    return configuration.replace(
+        patch_size=replanned.patch_size,
+        batch_size=replanned.batch_size,
+        features_per_stage=replanned.features_per_stage,
+        kernel_sizes=replanned.kernel_sizes,
+        strides=replanned.strides,
+        n_conv_per_stage=replanned.n_conv_per_stage,
+        n_conv_per_stage_decoder=replanned.n_conv_per_stage_decoder,
+    )
+
+
+def network_description(configuration: ConfigurationPlan) -> dict[str, Any]:
+    """What :func:`autounet.networks.build_network` needs, as plain data (also stored in checkpoints)."""
+    data = configuration.to_dict()
+    return {
+        key: data[key]
+        for key in (
+            "network",
+            "network_kwargs",
+            "features_per_stage",
+            "kernel_sizes",
+            "strides",
+            "n_conv_per_stage",
+            "n_conv_per_stage_decoder",
+            "patch_size",
+        )
+    }
+
+
+def make_network(configuration: ConfigurationPlan, plans: Plans, deep_supervision: bool) -> nn.Module:
+    """Build the configuration's network (float32, CPU, He-initialised; seed torch first for reproducibility)."""
+    return build_network(
+        network_description(configuration), len(plans.channel_names), plans.num_classes, deep_supervision=deep_supervision
+    )
+
+
+def make_loss(name: str, kwargs: dict[str, Any], configuration: ConfigurationPlan, deep_supervision: bool) -> nn.Module:
+    """The registry loss ``name`` (with the plans' ``batch_dice`` when it takes one), wrapped for deep supervision.
+
+    Raises
+    ------
+    KeyError
+        For an unknown loss name, listing the available ones.
+    """
+    factory = LOSSES.get(name)
+    arguments = dict(kwargs)
+    try:
+        accepts_batch_dice = "batch_dice" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        accepts_batch_dice = False
+    if accepts_batch_dice:
+        arguments.setdefault("batch_dice", configuration.batch_dice)
+    loss = create_loss(name, **arguments)
+    return DeepSupervisionLoss(loss) if deep_supervision else loss
+
+
+def supervision_scales(configuration: ConfigurationPlan, deep_supervision: bool) -> list[tuple[float, ...]] | None:
+    """Per-output target scales for deep supervision (full resolution first), or None without it."""
+    if not deep_supervision:
+        return None
+    return deep_supervision_scales([list(s) for s in configuration.strides])
+
+
+def cpu_memory_format(configuration: ConfigurationPlan, device: torch.device) -> torch.memory_format:
+    """Channels-last on the CPU (oneDNN's preferred layout: faster convolutions), the default elsewhere."""
+    if device.type != "cpu":
+        return torch.contiguous_format
+    return torch.channels_last_3d if configuration.ndim == 3 else torch.channels_last

@@ -1,0 +1,175 @@
+"""Training batches from the preprocessed store: random patches, one third forced onto foreground, augmented.
+
+Every batch is a pure function of ``(seed, rank, iteration)``: the loader derives its random generator (and the
+NumPy global state the batchgenerators transforms read) from those three numbers. Batches are therefore the same
+whether they are made in this process or in background workers, in any number, and a resumed run continues with
+exactly the batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from autounet.trainers.data.augmentation import AugmentationPlan, build_transforms
+from autounet.trainers.data.sampling import (
+    DEFAULT_FOREGROUND_FRACTION,
+    crop_with_padding,
+    forced_foreground_slots,
+    sample_patch_start,
+)
+
+#: Labels outside the image (padding) are -1 until augmentation sets them to 0, like nnU-Net.
+SEG_PAD_VALUE = -1
+
+
+class CaseSource(Protocol):
+    """What the loader needs from a preprocessed store (``autounet.preprocessing.open_preprocessed``)."""
+
+    @property
+    def case_ids(self) -> Sequence[str]: ...
+
+    def load(self, case_id: str, mmap: bool = True) -> tuple[np.ndarray, np.ndarray, Mapping[str, Any]]: ...
+
+    def foreground_locations(self, case_id: str) -> Mapping[int, np.ndarray]: ...
+
+    def properties(self, case_id: str) -> Any: ...
+
+
+def batch_seed(seed: int, rank: int, iteration: int) -> np.random.SeedSequence:
+    """The seed sequence of one batch: batches depend on nothing but these three numbers.
+
+    Examples
+    --------
+    >>> a = np.random.default_rng(batch_seed(0, 0, 5)).integers(1000)
+    >>> b = np.random.default_rng(batch_seed(0, 0, 5)).integers(1000)
+    >>> bool(a == b)
+    True
+    """
+    return np.random.SeedSequence([int(seed), int(rank), int(iteration)])
+
+
+class PatchLoader:
+    """Iterator over augmented training (or validation) batches; usable as a batchgenerators data loader.
+
+    Parameters
+    ----------
+    source : CaseSource
+        The preprocessed store.
+    case_ids : sequence of str
+        Cases to draw from (drawn uniformly with replacement).
+    batch_size : int
+        Samples per batch (on this rank).
+    augmentation : AugmentationPlan
+        Patch sizes and transforms; ``augmentation.enabled=False`` for validation batches.
+    foreground_fraction : float
+        Share of each batch centred on a foreground voxel (default 1/3, nnU-Net's).
+    seed, rank : int
+        Randomness of the whole run and of this process in a multi-GPU run.
+    start_iteration : int
+        Index of the first batch this iterator yields (a resumed run starts where it stopped).
+
+    Notes
+    -----
+    With ``k`` batchgenerators workers, worker ``w`` makes the batches of iterations ``start + w``, ``start + w + k``,
+    ... and ``MultiThreadedAugmenter`` returns them round-robin, so the sequence is the same as in-process.
+    """
+
+    def __init__(
+        self,
+        source: CaseSource,
+        case_ids: Sequence[str],
+        batch_size: int,
+        augmentation: AugmentationPlan,
+        foreground_fraction: float = DEFAULT_FOREGROUND_FRACTION,
+        seed: int = 0,
+        rank: int = 0,
+        start_iteration: int = 0,
+        num_workers: int = 1,
+    ) -> None:
+        if not case_ids:
+            raise ValueError("no cases to train on; check the split (splits.json) and the preprocessed store")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.source = source
+        self.case_ids = sorted(case_ids)
+        self.batch_size = batch_size
+        self.augmentation = augmentation
+        self.foreground_fraction = foreground_fraction
+        self.seed = seed
+        self.rank = rank
+        self.start_iteration = start_iteration
+        self.num_workers = max(1, num_workers)
+        self._next_iteration = start_iteration
+        self._transforms = None
+
+    # batchgenerators' MultiThreadedAugmenter calls this in each worker before the first batch.
+    def set_thread_id(self, thread_id: int) -> None:
+        self._next_iteration = self.start_iteration + thread_id
+
+    def __iter__(self) -> "PatchLoader":
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        batch = self.batch(self._next_iteration)
+        self._next_iteration += self.num_workers
+        return batch
+
+    def batch(self, iteration: int) -> dict[str, Any]:
+        """The batch of ``iteration``: ``{"data": (B, C, *patch) float32, "seg": (B, 1, *patch) int16, "keys",
+        "iteration"}``."""
+        rng = np.random.default_rng(batch_seed(self.seed, self.rank, iteration))
+        raw = self._cut_patches(rng)
+        if self._transforms is None:
+            self._transforms = build_transforms(self.augmentation)
+        # batchgenerators draws from NumPy's and Python's global generators: seed both for this batch, and restore
+        # them afterwards so that in-process use does not disturb anybody else's random numbers.
+        saved_numpy, saved_python = np.random.get_state(), random.getstate()
+        transform_seed = int(rng.integers(2**32))
+        np.random.seed(transform_seed)
+        random.seed(transform_seed)
+        try:
+            out = self._transforms(**raw)
+        finally:
+            np.random.set_state(saved_numpy)
+            random.setstate(saved_python)
+        return {
+            "data": np.ascontiguousarray(out["data"], dtype=np.float32),
+            "seg": np.ascontiguousarray(out["seg"]).astype(np.int16),
+            "keys": raw["keys"],
+            "iteration": iteration,
+        }
+
+    def _cut_patches(self, rng: np.random.Generator) -> dict[str, Any]:
+        patch = self.augmentation.initial_patch_size
+        data_patches, seg_patches, keys = [], [], []
+        for force_foreground in forced_foreground_slots(self.batch_size, self.foreground_fraction):
+            case_id = self.case_ids[int(rng.integers(len(self.case_ids)))]
+            data, seg, _ = self.source.load(case_id, mmap=True)
+            foreground = self.source.foreground_locations(case_id) if force_foreground else None
+            if len(patch) == data.ndim - 2:
+                data, seg, foreground = _pick_slice(data, seg, foreground, rng)
+            start = sample_patch_start(data.shape[1:], patch, rng, foreground)
+            data_patches.append(crop_with_padding(data, start, patch, 0).astype(np.float32, copy=False))
+            seg_patches.append(crop_with_padding(seg, start, patch, SEG_PAD_VALUE).astype(np.int16, copy=False))
+            keys.append(case_id)
+        return {"data": np.stack(data_patches), "seg": np.stack(seg_patches).astype(np.float32), "keys": keys}
+
+
+def _pick_slice(
+    data: np.ndarray, seg: np.ndarray, foreground: Mapping[int, np.ndarray] | None, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray] | None]:
+    """One axis-0 slice of a 3D case for 2D training: on a foreground voxel when requested, else uniform."""
+    labels = [label for label, points in (foreground or {}).items() if len(points) > 0]
+    if labels:
+        label = labels[int(rng.integers(len(labels)))]
+        points = np.asarray(foreground[label])  # type: ignore[index]
+        index = int(points[int(rng.integers(len(points)))][0])
+        in_slice = {label: points[points[:, 0] == index][:, 1:]}
+    else:
+        index = int(rng.integers(data.shape[1]))
+        in_slice = None
+    return data[:, index], seg[:, index], in_slice
