@@ -45,13 +45,13 @@ def ensure_venv() -> None:
     os.execv(str(VENV_PY), [str(VENV_PY), *sys.argv])
 
 
-def set_nnunet_env() -> dict:
+def set_nnunet_env(results: Path = RESULTS) -> dict:
     """Point nnU-Net's three folders at benchmarks/_peer/* (must run before importing nnunetv2)."""
-    for p in (RAW, PREPROCESSED, RESULTS):
+    for p in (RAW, PREPROCESSED, results):
         p.mkdir(parents=True, exist_ok=True)
     os.environ["nnUNet_raw"] = str(RAW)
     os.environ["nnUNet_preprocessed"] = str(PREPROCESSED)
-    os.environ["nnUNet_results"] = str(RESULTS)
+    os.environ["nnUNet_results"] = str(results)
     # make the venv's console scripts (nnUNetv2_*) reachable for subprocesses
     os.environ["PATH"] = str(VENV_BIN) + os.pathsep + os.environ.get("PATH", "")
     return dict(os.environ)
@@ -80,20 +80,114 @@ def versions() -> dict:
     return out
 
 
-def timed_subprocess(cmd: list[str], log_path: Path | None = None) -> float:
-    """Run cmd, return wall seconds; raise with the log tail on failure."""
-    t0 = time.perf_counter()
+def timed_subprocess(cmd: list[str], log_path: Path | None = None, probe: dict | None = None) -> float:
+    """Run cmd, return wall seconds; raise with the log tail on failure.
+    If `probe` is a dict it is filled with Probe.as_dict() (contention during the run)."""
+    pr = Probe().__enter__()
+    t0 = pr.t0
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "w") as fh:
             proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT)
     else:
         proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    pr.__exit__(None, None, None)
     dt = time.perf_counter() - t0
+    if probe is not None:
+        probe.update(pr.as_dict())
     if proc.returncode != 0:
         tail = log_path.read_text()[-3000:] if log_path is not None else ""
         raise RuntimeError(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{tail}")
     return dt
+
+
+# ---------------------------------------------------------------- contention probes
+_HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _system_busy_ticks() -> int:
+    with open("/proc/stat") as fh:
+        f = [int(x) for x in fh.readline().split()[1:]]
+    total = sum(f[:8])           # user nice system idle iowait irq softirq steal
+    return total - f[3] - f[4]   # minus idle, iowait
+
+
+def _tree_cpu_ticks(root: int | None = None) -> int:
+    """utime+stime(+reaped children) of `root` and all its live descendants."""
+    root = os.getpid() if root is None else root
+    children: dict[int, list[int]] = {}
+    ticks: dict[int, int] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as fh:
+                raw = fh.read()
+        except OSError:
+            continue
+        rest = raw[raw.rfind(")") + 2:].split()
+        pid, ppid = int(d), int(rest[1])
+        children.setdefault(ppid, []).append(pid)
+        ticks[pid] = int(rest[11]) + int(rest[12]) + int(rest[13]) + int(rest[14])
+    total, stack = 0, [root]
+    while stack:
+        p = stack.pop()
+        total += ticks.get(p, 0)
+        stack.extend(children.get(p, []))
+    return total
+
+
+class Probe:
+    """Wall time of a block plus how much CPU *other* processes used meanwhile.
+
+    others_cores = (all CPU busy time on the machine - CPU time of this process
+    tree) / wall; 0 on an idle machine, up to host_cpus when others saturate it.
+    """
+
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+        self.sys0 = _system_busy_ticks()
+        self.own0 = _tree_cpu_ticks()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.t0
+        sys_d = (_system_busy_ticks() - self.sys0) / _HZ
+        own_d = (_tree_cpu_ticks() - self.own0) / _HZ
+        self.own_cpu = own_d
+        self.others_cores = max(0.0, (sys_d - own_d) / self.wall) if self.wall > 0 else 0.0
+        return False
+
+    def as_dict(self) -> dict:
+        return {"wall_s": round(self.wall, 3), "own_cpu_s": round(self.own_cpu, 2),
+                "others_cores": round(self.others_cores, 2)}
+
+
+def busy_cores(window: float = 3.0) -> float:
+    """Cores kept busy by everything on the machine over `window` seconds (this tree excluded)."""
+    s0, o0 = _system_busy_ticks(), _tree_cpu_ticks()
+    time.sleep(window)
+    return max(0.0, ((_system_busy_ticks() - s0) - (_tree_cpu_ticks() - o0)) / _HZ / window)
+
+
+def wait_for_quiet(max_busy: float = 0.3, window: float = 3.0, max_wait: float = 600.0) -> dict:
+    """Block until others use < max_busy cores (sampled over `window` s), at most max_wait s.
+    Returns what was seen, so it can be recorded next to the timing."""
+    t0 = time.perf_counter()
+    b = busy_cores(window)
+    while b >= max_busy and time.perf_counter() - t0 < max_wait:
+        print(f"  waiting for a quiet machine: others use {b:.2f} cores (load {loadavg()})",
+              file=sys.stderr, flush=True)
+        time.sleep(10)
+        b = busy_cores(window)
+    return {"others_cores_before": round(b, 2), "waited_s": round(time.perf_counter() - t0, 1),
+            "quiet": b < max_busy, "load_before": loadavg()}
+
+
+def add_quiet_args(ap) -> None:
+    ap.add_argument("--quiet-cores", type=float, default=0.3,
+                    help="before each repetition wait until other processes use fewer cores than this")
+    ap.add_argument("--max-wait", type=float, default=90.0, help="max seconds to wait for quiet per repetition")
 
 
 def summarize(times: list[float]) -> dict:
@@ -140,3 +234,32 @@ def require_preprocessed(configuration: str = "3d_fullres") -> None:
     ident = plans["configurations"][configuration].get("data_identifier")
     if ident and not (base / ident).is_dir():
         sys.exit(f"{base / ident} missing: run benchmarks/peer/time_plan_and_preprocess.py first")
+
+
+def make_trainer(configuration: str = "3d_fullres", fold: int = 0, device: str = "cpu"):
+    """nnUNetTrainer built the way `nnUNetv2_train 4 <cfg> <fold> -device cpu` builds it
+    (run_training.get_trainer_from_args), but importing the class directly instead of
+    going through nnU-Net's trainer-class search. Like the CLI on CPU, torch gets
+    os.cpu_count() intra-op threads."""
+    import multiprocessing
+    import torch
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    if device == "cpu":
+        torch.set_num_threads(multiprocessing.cpu_count())
+    base = PREPROCESSED / DATASET_NAME
+    plans = json.loads((base / "nnUNetPlans.json").read_text())
+    plans["continue_training"] = False  # get_trainer_from_args adds this key; the trainer pops it
+    dataset_json = json.loads((base / "dataset.json").read_text())
+    return nnUNetTrainer(plans=plans, configuration=configuration, fold=fold,
+                         dataset_json=dataset_json, device=torch.device(device))
+
+
+def shutdown_loaders(trainer) -> None:
+    """Stop the trainer's background augmentation workers (what on_train_end does)."""
+    for dl in (trainer.dataloader_train, trainer.dataloader_val):
+        if dl is not None and hasattr(dl, "_finish"):
+            try:
+                dl._finish()
+            except Exception:
+                pass

@@ -26,6 +26,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--np", type=int, default=2, help="-np of the CLI (processes)")
+    C.add_quiet_args(ap)
     args = ap.parse_args()
     C.require_raw()
 
@@ -35,20 +36,24 @@ def main() -> None:
     load0, up0 = C.loadavg(), C.uptime_line()
     imp = C.timed_subprocess([str(C.VENV_PY), "-c",
                               "import nnunetv2.experiment_planning.plan_and_preprocess_entrypoints"])
-    times = []
+    times, reps = [], []
     for i in range(args.reps):
         if fp.exists():
             fp.unlink()
-        t = C.timed_subprocess(cmd, C.PEER / "logs" / f"fingerprint_rep{i}.log")
+        q = C.wait_for_quiet(args.quiet_cores, max_wait=args.max_wait)
+        pr: dict = {}
+        t = C.timed_subprocess(cmd, C.PEER / "logs" / f"fingerprint_rep{i}.log", pr)
         assert fp.exists(), "fingerprint not written"
         times.append(t)
-        print(f"rep {i}: {t:.2f} s (load {C.loadavg()})", file=sys.stderr, flush=True)
+        reps.append({**q, **pr})
+        print(f"rep {i}: {t:.2f} s {reps[-1]}", file=sys.stderr, flush=True)
     C.record("fingerprint", {
         "command": " ".join(["nnUNetv2_extract_fingerprint"] + cmd[1:]),
         "num_cases": 208,
         "num_processes": args.np,
         "import_overhead_s": round(imp, 3),
         **C.summarize(times),
+        "reps": reps,
     }, load0, up0)
 
 

@@ -34,6 +34,7 @@ def main() -> None:
     ap.add_argument("--np", type=int, default=2)
     ap.add_argument("--npfp", type=int, default=None, help="fingerprint workers (CLI default: 8)")
     ap.add_argument("--no-copy-reference", action="store_true")
+    C.add_quiet_args(ap)
     args = ap.parse_args()
     C.require_raw()
 
@@ -43,15 +44,18 @@ def main() -> None:
     if args.npfp is not None:
         cmd += ["-npfp", str(args.npfp)]
     load0, up0 = C.loadavg(), C.uptime_line()
-    times = []
+    times, reps = [], []
     for i in range(args.reps):
         if base.exists():
             shutil.rmtree(base)
+        q = C.wait_for_quiet(args.quiet_cores, max_wait=args.max_wait)
+        pr: dict = {}
         log = C.PEER / "logs" / f"plan_and_preprocess{'' if args.npfp is None else f'_npfp{args.npfp}'}_rep{i}.log"
-        t = C.timed_subprocess(cmd + ["--no_pbar"], log)
+        t = C.timed_subprocess(cmd + ["--no_pbar"], log, pr)
         assert (base / "nnUNetPlans.json").exists()
         times.append(t)
-        print(f"rep {i}: {t:.2f} s (load {C.loadavg()})", file=sys.stderr, flush=True)
+        reps.append({**q, **pr})
+        print(f"rep {i}: {t:.2f} s {reps[-1]}", file=sys.stderr, flush=True)
 
     import json
     plans = json.loads((base / "nnUNetPlans.json").read_text())
@@ -72,6 +76,7 @@ def main() -> None:
         "num_processes_fingerprint": args.npfp if args.npfp is not None else 8,
         "configurations": cfgs,
         **C.summarize(times),
+        "reps": reps,
     }, load0, up0)
 
 
