@@ -166,8 +166,9 @@ def import_2d_dataset(
     cases, unpaired_images, unpaired_masks = pair_folders(matched_images, matched_masks)
     notes: list[str] = []
     rois = match_folder(Path(roi_masks), roi_pattern).by_case if roi_masks is not None else {}
-    if roi_masks is not None and set(cases) - set(rois):
-        notes.append(f"no ROI mask for {len(set(cases) - set(rois))} case(s): {', '.join(sorted(set(cases) - set(rois))[:MAX_LISTED])}")
+    without_roi = sorted(set(cases) - set(rois), key=natural_key) if roi_masks is not None else []
+    if without_roi:
+        notes.append(f"no ROI mask for {len(without_roi)} case(s): {', '.join(without_roi[:MAX_LISTED])}")
     sources = [_Source(c, matched_images.by_case[c], matched_masks.by_case[c], rois.get(c)) for c in cases]
     test_sources: list[_Source] = []
     if test_images is not None:
@@ -193,6 +194,16 @@ def import_2d_dataset(
         jobs = [(s, str(partial), "Tr", ending, value_map, zero_outside_roi, link) for s in sources]
         jobs += [(s, str(partial), "Ts", ending, value_map, zero_outside_roi, link) for s in test_sources]
         map_with_progress(_write_case, jobs, workers=workers, progress=progress, description="import: write")
+        provenance = {
+            "images": str(Path(images).resolve()), "masks": str(Path(masks).resolve()),
+            "image_pattern": matched_images.pattern, "mask_pattern": matched_masks.pattern,
+            "value_map": {str(k): v for k, v in value_map.items()},
+            "roi_folder": "roiTr" if rois else None, "zero_outside_roi": bool(zero_outside_roi and rois),
+            "test_images": str(Path(test_images).resolve()) if test_images is not None else None,
+            "transfer": "link" if link else "copy",
+            "training_cases": {s.case_id: _source_files(s) for s in sources},
+            "test_cases": {s.case_id: _source_files(s) for s in test_sources},
+        }
         description = {
             "name": name or output.name,
             "description": f"2D dataset imported by 'autounet import' from {Path(images).resolve()}",
@@ -201,16 +212,7 @@ def import_2d_dataset(
             "numTraining": len(sources),
             "numTest": len(test_sources),
             "file_ending": ending,
-            "autounet_import": {
-                "images": str(Path(images).resolve()), "masks": str(Path(masks).resolve()),
-                "image_pattern": matched_images.pattern, "mask_pattern": matched_masks.pattern,
-                "value_map": {str(k): v for k, v in value_map.items()},
-                "roi_folder": "roiTr" if rois else None, "zero_outside_roi": bool(zero_outside_roi and rois),
-                "test_images": str(Path(test_images).resolve()) if test_images is not None else None,
-                "transfer": "link" if link else "copy",
-                "cases": {s.case_id: {k: str(v) for k, v in (("image", s.image), ("mask", s.mask), ("roi", s.roi)) if v}
-                          for s in everything},
-            },
+            "autounet_import": provenance,
         }
         write_json(partial / "dataset.json", description, indent=2)
         _move_into_place(partial, output)
@@ -222,6 +224,10 @@ def import_2d_dataset(
         mask_pattern=matched_masks.pattern, unpaired_images=tuple(unpaired_images),
         unpaired_masks=tuple(unpaired_masks), notes=tuple(notes),
     )
+
+
+def _source_files(source: _Source) -> dict[str, str]:
+    return {k: str(v) for k, v in (("image", source.image), ("mask", source.mask), ("roi", source.roi)) if v}
 
 
 def _check_output(output: Path, overwrite: bool) -> None:
@@ -407,9 +413,7 @@ def _write_case(job: tuple) -> None:
     ):
         _transfer(source.mask, root / "labelsTr" / f"{source.case_id}{ending}", link)
         return
-    lookup = np.arange(int(max(present.max(), *value_map.keys(), 0)) + 1, dtype=np.int64)
-    for value, target in value_map.items():
-        lookup[value] = target
-    labels = lookup[mask.astype(np.int64)]
+    targets = np.array([value_map.get(int(v), int(v)) for v in present], dtype=np.int64)
+    labels = targets[np.searchsorted(present, mask)]  # every value mapped at once, so 0:1,255:0 swaps
     dtype = np.uint8 if labels.max() <= 255 else np.uint16
     write_image(root / "labelsTr" / f"{source.case_id}{ending}", labels.astype(dtype)[None], GEOMETRY_2D)
