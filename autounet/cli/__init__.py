@@ -23,6 +23,8 @@ COMMAND_MODULES = [
     "fingerprint",
     "plan",
     "preprocess",
+    "predict",
+    "find_best",
     "evaluate",
 ]
 

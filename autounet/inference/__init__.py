@@ -1,5 +1,20 @@
-"""Inference: sliding-window prediction, fold/configuration/cascade ensembles, export, post-processing."""
+"""Inference: sliding-window prediction, fold/configuration/cascade ensembles, export, post-processing, find-best.
 
+See ``docs/inference.md``.
+"""
+
+from autounet.inference.batch import PredictionReport
+from autounet.inference.export import export_prediction, read_probabilities, write_probabilities
+from autounet.inference.find_best import find_best
+from autounet.inference.inputs import InputCase, find_input_cases
+from autounet.inference.postprocessing import (
+    PostprocessingDecision,
+    apply_postprocessing,
+    determine_postprocessing,
+    keep_largest_component,
+    load_postprocessing,
+)
+from autounet.inference.predictor import CasePrediction, Predictor
 from autounet.inference.sliding_window import (
     compute_tile_starts,
     gaussian_importance_map,
@@ -7,7 +22,21 @@ from autounet.inference.sliding_window import (
 )
 
 __all__ = [
+    "CasePrediction",
+    "InputCase",
+    "PostprocessingDecision",
+    "PredictionReport",
+    "Predictor",
+    "apply_postprocessing",
     "compute_tile_starts",
+    "determine_postprocessing",
+    "export_prediction",
+    "find_best",
+    "find_input_cases",
     "gaussian_importance_map",
+    "keep_largest_component",
+    "load_postprocessing",
     "predict_logits",
+    "read_probabilities",
+    "write_probabilities",
 ]

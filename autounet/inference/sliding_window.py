@@ -278,7 +278,7 @@ def predict_logits(
     ]
     weights = _gaussian_tensor(tile_shape, str(device), accumulate_dtype)
 
-    with _inference_state(network), torch.inference_mode():
+    with _inference_state(network), torch.no_grad():
         blender = _Blender(tuple(padded.shape[1:]), accumulate_dtype, device)
         group = max(1, batch_size // len(flips))
         bar = tqdm(total=len(tiles), desc="tiles", unit="tile", disable=not progress, leave=False)

@@ -1,0 +1,65 @@
+"""``autounet predict -i IN -o OUT -m MODEL_DIR``: segment every image of a folder with a trained model."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from autounet.cli.common import add_progress_option
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "predict",
+        help="segment a folder of images with a trained model",
+        description="Segment every case of IN (MSD 4D files, nnU-Net v2 CASE_0000 channel files or 2D images) and "
+        "write the label maps to OUT in each input's format and geometry. Defaults come from MODEL_DIR/inference.json "
+        '("autounet find-best") when it exists.',
+    )
+    parser.add_argument("-i", "--input", dest="input_dir", type=Path, required=True, help="folder of images")
+    parser.add_argument("-o", "--output", dest="output_dir", type=Path, required=True, help="folder for the results")
+    parser.add_argument("-m", "--model", dest="model_dir", type=Path, required=True, help="RESULTS/<dataset> folder (plans.json + trained folds)")
+    parser.add_argument("-c", "--configurations", nargs="+", default=None, help="configuration(s) to average, e.g. 3d_fullres or 2d 3d_fullres")
+    parser.add_argument("-f", "--folds", nargs="+", default=None, help="folds to average: 0 1 2 3 4 or all (default: every trained fold)")
+    parser.add_argument("--checkpoint", choices=["final", "best", "latest"], default="final")
+    parser.add_argument("--step-size", type=float, default=0.5, help="tile step as a fraction of the patch (default 0.5)")
+    parser.add_argument("--no-mirroring", dest="mirroring", action="store_false", help="no test-time mirroring (about 8x faster in 3D)")
+    parser.add_argument("--save-probabilities", action="store_true", help="also write CASE.npz with the class probabilities")
+    parser.add_argument("--save-uncertainty", action="store_true", help="write uncertainty/CASE_entropy (and CASE_disagreement for several folds)")
+    parser.add_argument("--continue", dest="skip_finished", action="store_true", help="skip cases whose outputs are complete")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    parser.add_argument("--no-postprocess", dest="postprocess", action="store_false", help="do not apply postprocessing.json")
+    parser.add_argument("--tile-batch-size", type=int, default=None, help="tiles per forward pass (default: about 1M voxels)")
+    parser.add_argument("--file-ending", default=None, help="only read input files ending with this, e.g. .nii.gz")
+    parser.add_argument("--workers", type=int, default=1, help="background threads reading/writing cases while the network runs (0: none)")
+    add_progress_option(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from autounet.inference import Predictor
+
+    predictor = Predictor.from_model_folder(
+        args.model_dir,
+        configurations=args.configurations,
+        folds=args.folds,
+        checkpoint=args.checkpoint,
+        device=args.device,
+        postprocessing="auto" if args.postprocess else None,
+        step_size=args.step_size,
+        mirroring=args.mirroring,
+        tile_batch_size=args.tile_batch_size,
+    )
+    print(f"model: {predictor.describe()}; post-processing: {predictor.postprocessing.describe() if predictor.postprocessing else 'off'}")
+    report = predictor.predict_folder(
+        args.input_dir,
+        args.output_dir,
+        file_ending=args.file_ending,
+        save_probabilities=args.save_probabilities,
+        save_uncertainty=args.save_uncertainty,
+        skip_finished=args.skip_finished,
+        workers=args.workers,
+        progress=args.progress,
+    )
+    print(report.summary())
+    return 0 if report.ok else 1

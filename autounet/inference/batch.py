@@ -1,0 +1,192 @@
+"""Predict many cases into a folder: reading and preprocessing the next case and writing the previous one overlap
+with the network; finished cases can be skipped; a failing case is reported and the others still finish."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tqdm import tqdm
+
+from autounet.dataset.dataset import read_case_images
+from autounet.errors import AutounetError
+from autounet.inference.export import output_paths, write_map, write_probabilities, write_segmentation
+from autounet.inference.inputs import InputCase
+from autounet.jsonio import write_json
+from autounet.typing import PathType
+
+if TYPE_CHECKING:
+    from autounet.inference.predictor import InferredCase, PreparedCase, Predictor
+
+logger = logging.getLogger(__name__)
+
+REPORT_FILE = "prediction_report.json"
+
+
+@dataclass
+class PredictionReport:
+    """What a folder prediction did: cases written, skipped as finished, and failed (with the reason)."""
+
+    output_dir: Path
+    written: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    case_seconds: dict[str, float] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> str:
+        text = f"{len(self.written)} case(s) written to {self.output_dir} in {self.seconds:.1f} s"
+        if self.skipped:
+            text += f", {len(self.skipped)} already finished (skipped)"
+        if self.failed:
+            text += f", {len(self.failed)} failed:\n" + "\n".join(f"  {case}: {why}" for case, why in self.failed.items())
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "output_dir": str(self.output_dir),
+            "written": self.written,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "seconds": round(self.seconds, 3),
+            "case_seconds": {k: round(v, 3) for k, v in self.case_seconds.items()},
+            "settings": self.settings,
+        }
+
+
+def predict_cases(
+    predictor: "Predictor",
+    cases: Sequence[InputCase],
+    output_dir: PathType,
+    *,
+    save_probabilities: bool = False,
+    save_uncertainty: bool = False,
+    skip_finished: bool = False,
+    workers: int = 1,
+    progress: bool = True,
+) -> PredictionReport:
+    """Predict ``cases`` and write their outputs to ``output_dir`` (see :meth:`Predictor.predict_files`)."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    report = PredictionReport(output_dir, settings=_settings(predictor, save_probabilities, save_uncertainty))
+    with_disagreement = save_uncertainty and predictor.num_members > 1
+    todo = []
+    for case in cases:
+        paths = output_paths(output_dir, case.case_id, case.output_extension)
+        if skip_finished and paths.is_complete(save_probabilities, save_uncertainty, with_disagreement):
+            report.skipped.append(case.case_id)
+        else:
+            todo.append(case)
+    start = time.perf_counter()
+
+    def prepare(case: InputCase) -> "PreparedCase":
+        return predictor.prepare(read_case_images(case.files), case.case_id)
+
+    def finish(case: InputCase, inferred: "InferredCase") -> None:
+        prediction = predictor.finish(inferred, probabilities=save_probabilities, uncertainty=save_uncertainty)
+        paths = output_paths(output_dir, case.case_id, case.output_extension)
+        if save_probabilities:
+            assert prediction.probabilities is not None
+            write_probabilities(paths.probabilities, prediction.probabilities, predictor.label_values)
+        if save_uncertainty:
+            assert prediction.entropy is not None
+            write_map(paths.entropy, prediction.entropy, prediction.geometry)
+            if prediction.disagreement is not None:
+                write_map(paths.disagreement, prediction.disagreement, prediction.geometry)
+        write_segmentation(paths.segmentation, prediction.segmentation, prediction.geometry)  # last: marks the case done
+
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="autounet-io") if workers > 0 else None
+    prepared_queue: deque[tuple[InputCase, Future]] = deque()
+    exports: deque[tuple[InputCase, float, Future]] = deque()
+    bar = tqdm(total=len(todo), desc="predict", unit="case", disable=not progress)
+    next_index = 0
+
+    def refill() -> None:
+        nonlocal next_index
+        while pool is not None and next_index < len(todo) and len(prepared_queue) < workers:
+            prepared_queue.append((todo[next_index], pool.submit(prepare, todo[next_index])))
+            next_index += 1
+
+    def collect(block: bool) -> None:
+        while exports and (block or exports[0][2].done() or len(exports) > workers):
+            case, started, future = exports.popleft()
+            _record(report, case, started, future.result, bar)
+
+    try:
+        for index, case in enumerate(todo):
+            started = time.perf_counter()
+            if pool is None:
+                _record(report, case, started, lambda c=case: finish(c, predictor.infer(prepare(c), save_uncertainty)), bar)
+                continue
+            refill()
+            queued_case, future = prepared_queue.popleft()
+            assert queued_case is case
+            try:
+                prepared = future.result()
+                refill()
+                inferred = predictor.infer(prepared, keep_disagreement=save_uncertainty)
+                del prepared
+            except Exception as err:  # one bad case must not stop the others
+                _fail(report, case, err, bar)
+                continue
+            exports.append((case, started, pool.submit(finish, case, inferred)))
+            del inferred
+            collect(block=False)
+        collect(block=True)
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    report.seconds = time.perf_counter() - start
+    write_json(output_dir / REPORT_FILE, report.to_dict())
+    for case_id, reason in report.failed.items():
+        logger.error("%s failed: %s", case_id, reason)
+    return report
+
+
+def _record(report: PredictionReport, case: InputCase, started: float, run, bar) -> None:
+    try:
+        run()
+    except Exception as err:  # one bad case must not stop the others
+        _fail(report, case, err, bar)
+        return
+    report.written.append(case.case_id)
+    report.case_seconds[case.case_id] = time.perf_counter() - started
+    bar.update()
+
+
+def _fail(report: PredictionReport, case: InputCase, err: Exception, bar) -> None:
+    logger.debug("case %s failed", case.case_id, exc_info=True)
+    message = str(err) if isinstance(err, (AutounetError, OSError, ValueError)) else f"{type(err).__name__}: {err}"
+    if isinstance(err, MemoryError):
+        message = f"out of memory ({err}); use --workers 0, a smaller --tile-batch-size, or a machine with more memory"
+    if not any(str(f) in message for f in case.files):
+        message = f"{case.describe()}: {message}"
+    report.failed[case.case_id] = message
+    bar.update()
+
+
+def _settings(predictor: "Predictor", save_probabilities: bool, save_uncertainty: bool) -> dict[str, Any]:
+    return {
+        "model_dir": str(predictor.model_dir) if predictor.model_dir else None,
+        "configurations": list(predictor.configurations),
+        "folds": {name: [f.fold for f in folds] for name, folds in predictor.models.items()},
+        "checkpoints": {name: [str(f.path) for f in folds] for name, folds in predictor.models.items()},
+        "step_size": predictor.step_size,
+        "mirroring": predictor.mirroring,
+        "postprocessing": predictor.postprocessing.to_dict() if predictor.postprocessing else None,
+        "save_probabilities": save_probabilities,
+        "save_uncertainty": save_uncertainty,
+        "device": str(predictor.device),
+    }
