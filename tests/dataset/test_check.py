@@ -152,3 +152,9 @@ def test_parallel_check_gives_the_same_report(tmp_path):
     serial = check_dataset(root, workers=1, progress=False)
     parallel = check_dataset(root, workers=2, progress=False)
     assert serial.to_dict() == parallel.to_dict() and not serial.ok
+
+
+@pytest.mark.parametrize("fixture", ["demo_3d", "demo_aniso", "demo_2d"])
+def test_demo_datasets_pass(fixture, request):
+    report = check_dataset(request.getfixturevalue(fixture), workers=1, progress=False)
+    assert report.ok and report.problems == [], report.format()

@@ -14,7 +14,6 @@ import pytest
 
 from autounet.cli import main
 from autounet.dataset import load_dataset
-from autounet.dataset.check import check_dataset
 from autounet.fingerprint import compute_fingerprint
 
 from . import corrupt
@@ -163,9 +162,3 @@ def test_real_hippocampus_passes(hippocampus_dir, tmp_path, capsys):
     assert report["summary"]["num_training"] == len(files)
     assert report["summary"]["dimensionality"] == "3D"
     assert text.splitlines()[0].endswith(": OK") and len(text.splitlines()) <= 6
-
-
-@pytest.mark.parametrize("fixture", ["demo_3d", "demo_aniso", "demo_2d"])
-def test_demo_datasets_pass(fixture, request):
-    report = check_dataset(request.getfixturevalue(fixture), workers=1, progress=False)
-    assert report.ok and report.problems == [], report.format()
