@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import os
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -29,6 +30,7 @@ from autounet.preprocessing.resampling import RESAMPLING_BACKENDS, ResamplingBac
 from autounet.preprocessing.store import (
     STORE_FORMAT_VERSION,
     case_files,
+    folder_lock,
     read_case_record,
     read_manifest,
     remove_case,
@@ -107,7 +109,7 @@ class _CaseTask:
     num_channels: int
     plans: Plans
     targets: tuple[_Target, ...]
-    resampling_backend: str
+    resampling_backend: ResamplingBackend
 
 
 def preprocess_dataset(
@@ -169,6 +171,24 @@ def preprocess_dataset(
     names = list(configurations) if configurations else list(plans.configurations)
     groups = _group_by_identifier(plans, names, resampling_backend)
 
+    with ExitStack() as locks:
+        for identifier in groups:
+            locks.enter_context(folder_lock(output_dir / identifier))
+        _run(dataset, plans, groups, output_dir, workers, progress, resampling_backend, force)
+    return {name: output_dir / _identifier(plans, name) for name in names}
+
+
+def _run(
+    dataset: Dataset,
+    plans: Plans,
+    groups: dict[str, list[str]],
+    output_dir: Path,
+    workers: int | None,
+    progress: bool,
+    resampling_backend: ResamplingBackend,
+    force: bool,
+) -> None:
+    """Reconcile each folder, preprocess the missing cases, write the manifests; raise listing failures."""
     manifests: dict[str, dict[str, Any]] = {}
     todo: dict[str, list[_Target]] = {}
     for identifier, members in groups.items():
@@ -183,10 +203,10 @@ def preprocess_dataset(
                     len(missing), len(manifests[identifier]["cases"]))
 
     tasks = [
-        _CaseTask(case.case_id, case.image_files, case.label_file, dataset.num_channels, plans,
+        _CaseTask(case.case_id, case.image_files, Path(str(case.label_file)), dataset.num_channels, plans,
                   tuple(todo[case.case_id]), resampling_backend)
         for case in dataset.training
-        if case.case_id in todo
+        if case.case_id in todo  # every training case has a label file: checked by _check_dataset
     ]
     total_bytes = sum(os.path.getsize(p) for task in tasks for p in (*task.image_files, task.label_file) if os.path.exists(p))
     results = map_with_progress(
@@ -211,7 +231,6 @@ def preprocess_dataset(
             f"{len(failures)} of {len(dataset.training)} cases could not be preprocessed:\n  {shown}{more}\n"
             "the other cases are stored; fix these and re-run to finish"
         )
-    return {name: output_dir / _identifier(plans, name) for name in names}
 
 
 def _identifier(plans: Plans, name: str) -> str:
@@ -320,6 +339,7 @@ def _preprocess_case_targets(task: _CaseTask) -> dict[str, Any]:
             image, task.plans, targets[0].configuration, label,
             resampling_backend=task.resampling_backend, case_id=task.case_id,
         )
+        assert seg is not None  # a label was given
         locations = sample_foreground_locations(seg[0], foreground_labels, case_rng(task.case_id))
         for target in targets:
             folder = Path(target.folder)

@@ -79,8 +79,8 @@ def separate_z_axis(
     >>> separate_z_axis((999.0, 1.0, 1.0), (999.0, 0.5, 0.5), 3.0)
     0
     """
-    for spacing in (current_spacing, target_spacing):
-        spacing = np.asarray(spacing, dtype=float)
+    for candidate in (current_spacing, target_spacing):
+        spacing = np.asarray(candidate, dtype=float)
         if spacing.max() / spacing.min() > anisotropy_threshold:
             coarse = np.flatnonzero(spacing == spacing.max())
             return int(coarse[0]) if coarse.size == 1 else None

@@ -188,7 +188,8 @@ def resample_labels(seg: np.ndarray, new_shape: Sequence[int], orders: Sequence[
         interpolated = (seg[in_slices] == value).astype(np.float32)
         if local:
             for axis in sorted((a for a, p in enumerate(axis_plans) if p is not None), key=lambda a: new_shape[a] / seg.shape[a]):
-                interpolated = _apply_axis(interpolated, axis, *axis_plans[axis])
+                index, weights = axis_plans[axis]  # type: ignore[misc]  # not None: filtered above
+                interpolated = _apply_axis(interpolated, axis, index, weights)
         else:
             interpolated = resample(interpolated, new_shape, orders)
         current = best[out_slices]
@@ -212,7 +213,7 @@ def _label_boxes(seg: np.ndarray) -> list[tuple[int, tuple[slice, ...]]]:
     low, high = int(seg.min()), int(seg.max())
     shifted_dtype = np.int16 if high - low + 1 < np.iinfo(np.int16).max else np.int32
     shifted = seg.astype(shifted_dtype)
-    shifted -= shifted_dtype(low - 1)  # values start at 1: find_objects ignores 0
+    np.subtract(shifted, low - 1, out=shifted, casting="unsafe")  # values start at 1: find_objects ignores 0
     boxes = ndimage.find_objects(shifted)
     return [(index + low, box) for index, box in enumerate(boxes) if box is not None]
 
@@ -225,7 +226,9 @@ def _label_region(
     box: tuple[slice, ...], plans: list[tuple[np.ndarray, np.ndarray] | None], shape: tuple[int, ...]
 ) -> tuple[tuple[slice, ...], tuple[slice, ...], list[tuple[np.ndarray, np.ndarray] | None]] | None:
     """Input and output slices touched by a label inside ``box``, and the weights restricted to them."""
-    in_slices, out_slices, restricted = [], [], []
+    in_slices: list[slice] = []
+    out_slices: list[slice] = []
+    restricted: list[tuple[np.ndarray, np.ndarray] | None] = []
     for axis, (span, plan) in enumerate(zip(box, plans)):
         if plan is None:  # axis unchanged: identity
             in_slices.append(span)

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import difflib
 import logging
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Literal
 
 import numpy as np
 
-from autounet.errors import MissingStageError
+from autounet.errors import AutounetError, MissingStageError
 from autounet.jsonio import atomic_path, read_json, save_npy, write_json
 from autounet.preprocessing.properties import CaseProperties
 from autounet.typing import PathType
@@ -28,6 +29,7 @@ from autounet.typing import PathType
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
+LOCK_NAME = ".lock"
 #: Version of the store layout; readers refuse newer ones.
 STORE_FORMAT_VERSION = 1
 
@@ -56,8 +58,9 @@ def write_case(
     save_npy(files["seg"], np.ascontiguousarray(seg))
     with atomic_path(files["foreground"]) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, **{str(label): coords for label, coords in locations.items()})
-    write_json(files["properties"], {**properties.to_dict(), "signature": signature}, indent=None)
+            arrays = {str(label): coords for label, coords in locations.items()}
+            np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub mistakes the keys for allow_pickle
+    write_json(files["properties"], {**properties.to_dict(), "signature": signature})
 
 
 def read_case_record(folder: Path, case_id: str) -> dict[str, Any] | None:
@@ -94,6 +97,29 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     write_json(folder / MANIFEST_NAME, manifest, indent=1)
+
+
+@contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` while writing; a second writer fails at once instead of mixing files.
+
+    The operating system releases the lock when the process ends, even when it is killed.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows has no flock: concurrent runs on one folder are not detected there
+        yield
+        return
+    with open(folder / LOCK_NAME, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise AutounetError(
+                f"{folder}: another \"autounet preprocess\" is writing here; wait for it to finish "
+                "or choose another output folder"
+            ) from None
+        yield
 
 
 def remove_stale_temporaries(folder: Path) -> None:
@@ -164,7 +190,7 @@ class PreprocessedStore:
         properties : CaseProperties
         """
         files = self._files(case_id)
-        mode = "r" if mmap else None
+        mode: Literal["r"] | None = "r" if mmap else None
         data = np.load(files["data"], mmap_mode=mode, allow_pickle=False)
         seg = np.load(files["seg"], mmap_mode=mode, allow_pickle=False)
         return data, seg, self.properties(case_id)

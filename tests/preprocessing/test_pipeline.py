@@ -15,7 +15,7 @@ import pytest
 
 from autounet.dataset import load_dataset
 from autounet.dataset.demo import DemoSpec, make_demo_dataset
-from autounet.errors import DatasetError, MissingStageError, PlansError
+from autounet.errors import AutounetError, DatasetError, MissingStageError, PlansError
 from autounet.planners.plans import ChannelNormalization
 from autounet.preprocessing import open_preprocessed, preprocess_dataset
 from autounet.preprocessing import store as store_module
@@ -32,7 +32,7 @@ def demo(tmp_path) -> Path:
 
 
 def _case_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.name != "manifest.json")
+    return sorted(p for p in folder.iterdir() if p.name != "manifest.json" and not p.name.startswith("."))
 
 
 def _mtimes(folder: Path) -> dict[str, int]:
@@ -226,6 +226,16 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(demo, tmp_path)
     assert all((folder / f"{case_id}.json").stat().st_mtime_ns == mtime for case_id, mtime in finished.items())
     preprocess_dataset(demo, plans, ["3d_fullres"], clean, workers=1, progress=False)
     _assert_same_store(folder, clean / "3d_fullres")
+
+
+def test_a_second_writer_on_the_same_folder_is_refused(demo, tmp_path):
+    fcntl = pytest.importorskip("fcntl")
+    folder = tmp_path / "out" / "3d_fullres"
+    folder.mkdir(parents=True)
+    with open(folder / ".lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running preprocess would
+        with pytest.raises(AutounetError, match="another .autounet preprocess. is writing here"):
+            preprocess_dataset(demo, make_plans(), ["3d_fullres"], tmp_path / "out", workers=1, progress=False)
 
 
 def test_configurations_sharing_a_folder_must_preprocess_alike(demo, tmp_path):
