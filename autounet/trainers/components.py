@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from autounet.errors import MissingStageError, PlansError
-from autounet.losses import LOSSES, DeepSupervisionLoss, create_loss, deep_supervision_scales
+from autounet.losses import LOSSES, DeepSupervisionLoss, create_loss, deep_supervision_scales, deep_supervision_weights
 from autounet.networks import NETWORKS, build_network
 from autounet.planners.plans import ConfigurationPlan, Plans, load_plans
 from autounet.trainers.config import TrainingConfig
@@ -132,8 +132,18 @@ def make_network(configuration: ConfigurationPlan, plans: Plans, deep_supervisio
     )
 
 
-def make_loss(name: str, kwargs: dict[str, Any], configuration: ConfigurationPlan, deep_supervision: bool) -> nn.Module:
+#: Weight of the lowest-resolution output in multi-process runs instead of 0: DistributedDataParallel refuses
+#: parameters that get no gradient (nnU-Net does the same).
+DDP_LOWEST_LEVEL_WEIGHT = 1e-6
+
+
+def make_loss(
+    name: str, kwargs: dict[str, Any], configuration: ConfigurationPlan, deep_supervision: bool, distributed: bool = False
+) -> nn.Module:
     """The registry loss ``name`` (with the plans' ``batch_dice`` when it takes one), wrapped for deep supervision.
+
+    Deep-supervision weights halve per level and the lowest level gets 0 (:func:`deep_supervision_weights`);
+    with ``distributed`` it gets :data:`DDP_LOWEST_LEVEL_WEIGHT` so every parameter receives a gradient.
 
     Raises
     ------
@@ -149,7 +159,12 @@ def make_loss(name: str, kwargs: dict[str, Any], configuration: ConfigurationPla
     if accepts_batch_dice:
         arguments.setdefault("batch_dice", configuration.batch_dice)
     loss = create_loss(name, **arguments)
-    return DeepSupervisionLoss(loss) if deep_supervision else loss
+    if not deep_supervision:
+        return loss
+    weights = deep_supervision_weights(configuration.n_stages - 1)
+    if distributed and len(weights) > 1:
+        weights[-1] = DDP_LOWEST_LEVEL_WEIGHT
+    return DeepSupervisionLoss(loss, weights)
 
 
 def supervision_scales(configuration: ConfigurationPlan, deep_supervision: bool) -> list[tuple[float, ...]] | None:

@@ -158,7 +158,7 @@ def train_fold(
     memory_format = components.cpu_memory_format(conf, device)
     network = network.to(device=device, memory_format=memory_format)
     loss_name = config.loss or conf.loss
-    loss = components.make_loss(loss_name, config.loss_kwargs, conf, config.deep_supervision)
+    loss = components.make_loss(loss_name, config.loss_kwargs, conf, config.deep_supervision, context.enabled)
     metadata = _checkpoint_metadata(plans, conf, configuration, fold, config, loss_name)
 
     checkpoint = _checkpoint_to_resume(fold_dir, resume, device, metadata, network)

@@ -9,7 +9,7 @@ import pytest
 
 from autounet.errors import MissingStageError
 from autounet.trainers import train_fold
-from tests.trainers.conftest import quick_config
+from .helpers import quick_config
 
 
 def test_train_fold_writes_checkpoints_logs_and_plot(tiny_results):

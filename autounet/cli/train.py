@@ -1,0 +1,66 @@
+"""``autounet train DATASET_OR_RESULTS CONFIG FOLD``: train one fold (0-4 or all) of a configuration."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from autounet.cli.common import add_progress_option, parse_duration
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train one cross-validation fold (0-4 or all) of a configuration",
+        description="Train the network the plans describe on one fold, then predict and score its validation cases. "
+        "Given a dataset folder, missing stages (fingerprint, plan, preprocess) run first. See docs/training.md.",
+    )
+    parser.add_argument("target", type=Path, metavar="DATASET_OR_RESULTS", help="dataset folder, or results folder with plans.json")
+    parser.add_argument("configuration", metavar="CONFIG", help="2d, 3d_fullres, 3d_lowres, ...")
+    parser.add_argument("fold", metavar="FOLD", help="0-4, or all to train on every case")
+    parser.add_argument("--results", type=Path, help="results folder (default: the target if it has plans.json, else ./DATASET_NAME)")
+    parser.add_argument("--epochs", type=int, help="epochs (default 1000)")
+    parser.add_argument("--iterations-per-epoch", type=int, help="iterations per epoch (default 250)")
+    parser.add_argument("--budget", type=parse_duration, dest="budget_seconds", help="wall-clock budget, e.g. 30m or 2h: the schedule is fitted to it")
+    parser.add_argument("--resume", action="store_true", help="continue from checkpoint_latest.pt")
+    parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
+    parser.add_argument("--precision", choices=("auto", "float32", "bfloat16", "float16"), help="autocast dtype (default auto: bf16 on CPU, fp16 on GPU)")
+    parser.add_argument("--loss", help="loss registry name (default: the plans', dice_ce)")
+    parser.add_argument("--network", help="network family registry name overriding the plans'")
+    parser.add_argument("--batch-size", type=int, help="override the plans' batch size")
+    parser.add_argument("--patch-size", type=int, nargs="+", help="override the plans' patch size (topology re-derived)")
+    parser.add_argument("--early-stopping", type=int, metavar="PATIENCE", dest="early_stopping_patience", help="stop after PATIENCE epochs without a better smoothed validation Dice")
+    parser.add_argument("--workers", type=int, dest="num_workers", help="data augmentation worker processes (default: per device; 0 = in-process)")
+    parser.add_argument("--seed", type=int, help="random seed (default 0)")
+    parser.add_argument("--save-probabilities", action="store_true", help="also save validation probabilities (.npz) for ensembling")
+    parser.add_argument("--no-validation", dest="final_validation", action="store_false", help="skip the final validation")
+    add_progress_option(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from autounet.trainers import TrainingConfig, train_fold
+    from autounet.trainers.prepare import default_results_folder, is_results_folder, prepare_results
+
+    options = {name: getattr(args, name) for name in (
+        "epochs", "iterations_per_epoch", "budget_seconds", "device", "precision", "loss", "network", "batch_size",
+        "patch_size", "early_stopping_patience", "num_workers", "seed")}
+    config = TrainingConfig(**{k: v for k, v in options.items() if v is not None},
+                            final_validation=args.final_validation, save_probabilities=args.save_probabilities,
+                            progress=args.progress)
+    dataset = None
+    if args.results is None and is_results_folder(args.target):
+        results = args.target
+    else:
+        dataset = args.target
+        results = prepare_results(dataset, args.results or default_results_folder(dataset), [args.configuration],
+                                  progress=args.progress)
+    result = train_fold(results, args.configuration, args.fold, config, resume=args.resume, dataset=dataset)
+    print(f"{result.configuration} fold {result.fold}: {result.epochs} epochs, {result.iterations} iterations, "
+          f"{result.elapsed_seconds / 60:.1f} min; outputs in {result.fold_dir}")
+    if result.stop_reason:
+        print(f"  stopped early: {result.stop_reason}")
+    if result.validation and "mean_dice" in result.validation:
+        dice = ", ".join(f"{k} {v:.4f}" for k, v in result.validation["mean_dice"].items())
+        print(f"  validation Dice: {dice} (mean {result.validation['foreground_mean_dice']:.4f})")
+    return 0

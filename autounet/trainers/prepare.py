@@ -1,0 +1,69 @@
+"""Run the stages a training needs and that have not run yet: fingerprint, plan, preprocess."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from autounet.errors import MissingStageError
+from autounet.typing import PathType
+
+logger = logging.getLogger(__name__)
+
+
+def is_results_folder(path: PathType) -> bool:
+    """A results folder holds ``plans.json``; a dataset folder holds ``dataset.json`` and images."""
+    return (Path(path) / "plans.json").is_file()
+
+
+def default_results_folder(dataset_dir: PathType) -> Path:
+    """``./<dataset folder name>``: where ``autounet plan DATASET`` writes its plans by default."""
+    return Path(Path(dataset_dir).resolve().name)
+
+
+def prepare_results(
+    dataset_dir: PathType,
+    results_dir: PathType,
+    configurations: Sequence[str],
+    workers: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Make ``results_dir`` ready to train ``configurations`` of the dataset in ``dataset_dir``.
+
+    Computes the fingerprint and the plans when ``plans.json`` is missing (nnU-Net's default rules) and
+    preprocesses the configurations (cases already done and unchanged are skipped, so this is cheap when
+    everything exists). A copy of ``dataset.json`` is kept in the results folder.
+
+    Returns
+    -------
+    Path
+        ``results_dir``.
+    """
+    from autounet.dataset import load_dataset
+    from autounet.planners.plans import load_plans
+    from autounet.preprocessing import preprocess_dataset
+
+    dataset_dir, results_dir = Path(dataset_dir), Path(results_dir)
+    dataset = load_dataset(dataset_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    if (dataset_dir / "dataset.json").is_file() and not (results_dir / "dataset.json").is_file():
+        shutil.copy2(dataset_dir / "dataset.json", results_dir / "dataset.json")
+    plans_path = results_dir / "plans.json"
+    if not plans_path.is_file():
+        from autounet.fingerprint import compute_fingerprint
+        from autounet.planners import plan_experiment
+
+        logger.info("no plans in %s: computing the fingerprint and planning with the default rules", results_dir)
+        fingerprint = compute_fingerprint(dataset, output=results_dir / "fingerprint.json", workers=workers, progress=progress)
+        plan_experiment(fingerprint).save(plans_path)
+    plans = load_plans(plans_path)
+    missing = [name for name in configurations if name not in plans.configurations]
+    if missing:
+        raise MissingStageError(
+            f"{plans_path} has no configuration {', '.join(missing)} (planned: {', '.join(plans.configurations)}); "
+            f'plan it with "autounet plan {dataset_dir} -o {plans_path} --configurations {" ".join(missing)}"'
+        )
+    preprocess_dataset(dataset, plans, list(configurations), results_dir / "preprocessed", workers=workers, progress=progress)
+    return results_dir

@@ -1,0 +1,59 @@
+"""``autounet train``: the thin CLI over train_fold, missing stages run or named, and the Hippocampus smoke test."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from autounet.cli import main
+
+from .helpers import hippocampus_subset, make_results
+
+QUICK = ["--epochs", "1", "--iterations-per-epoch", "2", "--device", "cpu", "--workers", "0", "--no-progress"]
+
+
+def test_cli_trains_a_results_folder(tiny_results, capsys):
+    assert main(["train", str(tiny_results), "3d_fullres", "0", *QUICK, "--precision", "float32", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "3d_fullres fold 0: 1 epochs, 2 iterations" in out and "validation Dice" in out
+    summary = json.loads((tiny_results / "3d_fullres" / "fold_0" / "validation" / "summary.json").read_text())
+    assert summary["reference_dir"].endswith("labelsTr")
+
+
+def test_cli_names_the_missing_stage(tmp_path, capsys):
+    (tmp_path / "results").mkdir()
+    assert main(["train", str(tmp_path / "results"), "3d_fullres", "0", "--results", str(tmp_path / "results")]) == 2
+    assert "autounet" in capsys.readouterr().err
+
+
+def test_cli_runs_missing_stages_from_a_dataset(tiny_dataset, tmp_path, capsys):
+    results = tmp_path / "results"
+    code = main(["train", str(tiny_dataset), "3d_fullres", "all", "--results", str(results), *QUICK, "--batch-size", "2",
+                 "--patch-size", "16", "16", "16", "--no-validation"])
+    assert code == 0
+    assert (results / "plans.json").is_file() and (results / "preprocessed").is_dir()
+    assert (results / "3d_fullres" / "fold_all" / "checkpoint_final.pt").is_file()
+
+
+def test_cli_rejects_bad_fold(tiny_results, capsys):
+    assert main(["train", str(tiny_results), "3d_fullres", "first", *QUICK]) == 2
+    assert "fold must be" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_hippocampus_end_to_end(hippocampus_dir, tmp_path, capsys):
+    """fingerprint -> plan -> preprocess -> short CPU training -> sliding-window validation -> Dice on real cases.
+
+    The planned network is shrunk to 4-16 features so the test takes seconds; everything else is as planned.
+    """
+    dataset = hippocampus_subset(hippocampus_dir, tmp_path / "Hippocampus", 10)
+    results = make_results(dataset, tmp_path / "results", "3d_fullres", (40, 56, 40))
+    code = main(["train", str(results), "3d_fullres", "0", "--epochs", "1", "--iterations-per-epoch", "3",
+                 "--device", "cpu", "--no-progress"])
+    assert code == 0
+    fold_dir = results / "3d_fullres" / "fold_0"
+    summary = json.loads((fold_dir / "validation" / "summary.json").read_text())
+    assert len(list((fold_dir / "validation").glob("*.nii.gz"))) == 2
+    assert set(summary["mean"]) >= {"1", "2"}
+    assert summary["reference_dir"] == str(dataset / "labelsTr")

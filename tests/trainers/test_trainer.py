@@ -1,0 +1,113 @@
+"""The Trainer: loss decreases, every registered loss trains, precisions, budget, early stopping, overrides."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from autounet.errors import PlansError
+from autounet.losses import list_losses
+from autounet.trainers import TrainingConfig, poly_lr, train_fold
+from autounet.trainers.budget import fit_iterations_to_budget
+from autounet.trainers.devices import resolve_device, resolve_precision
+
+from .helpers import quick_config
+
+
+def test_loss_decreases_over_a_few_dozen_iterations(tiny_results):
+    config = quick_config(epochs=4, iterations_per_epoch=10, validation_iterations=2, initial_lr=0.01, augment=False)
+    train_fold(tiny_results, "3d_fullres", 0, config)
+    log = json.loads((tiny_results / "3d_fullres" / "fold_0" / "training_log.json").read_text())["epochs"]
+    losses = [record["train_loss"] for record in log]
+    assert losses[-1] < losses[0] - 0.1, losses
+
+
+@pytest.mark.parametrize("loss", list_losses())
+def test_every_registered_loss_trains_a_step(tiny_results, loss):
+    result = train_fold(tiny_results, "3d_fullres", 0, quick_config(epochs=1, iterations_per_epoch=1, loss=loss))
+    log = json.loads((result.fold_dir / "training_log.json").read_text())
+    assert log["loss"] == loss and np.isfinite(log["epochs"][0]["train_loss"])
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_precisions_train(tiny_results, precision):
+    result = train_fold(tiny_results, "3d_fullres", 0, quick_config(epochs=1, precision=precision))
+    log = json.loads((result.fold_dir / "training_log.json").read_text())
+    assert log["precision"] == precision and np.isfinite(log["epochs"][0]["train_loss"])
+
+
+def test_fold_all_has_no_validation(tiny_results):
+    result = train_fold(tiny_results, "3d_fullres", "all", quick_config(epochs=1, final_validation=True))
+    assert result.fold_dir.name == "fold_all" and result.best_ema_dice is None and result.validation is None
+    assert (result.fold_dir / "checkpoint_final.pt").is_file()
+
+
+def test_early_stopping_stops(tiny_results):
+    config = quick_config(epochs=30, iterations_per_epoch=1, initial_lr=1e-9, early_stopping_patience=2)
+    result = train_fold(tiny_results, "3d_fullres", 0, config)
+    assert result.stop_reason and "early stopping" in result.stop_reason
+    assert result.epochs < 30
+
+
+def test_budget_fits_the_schedule(tiny_results):
+    config = quick_config(epochs=1000, iterations_per_epoch=20, budget_seconds=8)
+    result = train_fold(tiny_results, "3d_fullres", 0, config)
+    assert result.elapsed_seconds < 8
+    assert result.total_iterations == result.iterations < 20_000
+    assert result.iterations >= 10
+
+
+def test_overrides_rederive_the_network(tiny_results):
+    result = train_fold(tiny_results, "3d_fullres", 0, quick_config(epochs=1, patch_size=(16, 16, 32), batch_size=3,
+                                                                     network="resenc"))
+    log = json.loads((result.fold_dir / "training_log.json").read_text())
+    assert (log["patch_size"], log["batch_size"], log["network"]) == ([16, 16, 32], 3, "resenc")
+    with pytest.raises(PlansError, match="pass 3 values"):
+        train_fold(tiny_results, "3d_fullres", 0, quick_config(patch_size=(16, 16)))
+    with pytest.raises(PlansError, match="Did you mean"):
+        train_fold(tiny_results, "3d_fullres", 0, quick_config(network="unte"))
+
+
+@pytest.mark.parametrize("iteration, expected", [(0, 0.01), (50, 0.01 * 0.5**0.9), (100, 0.0), (120, 0.0)])
+def test_poly_lr(iteration, expected):
+    assert poly_lr(iteration, 100, 0.01, 0.9) == pytest.approx(expected)
+
+
+def test_fit_iterations_to_budget():
+    assert fit_iterations_to_budget(100, 10, 1.0, 20, 5, 10_000) == 5 + int(100 * 0.97 - 30)
+    assert fit_iterations_to_budget(100, 99, 1.0, 20, 5, 10_000) == 5
+    assert fit_iterations_to_budget(100, 0, 1.0, 0, 0, 50) == 50
+    with pytest.raises(ValueError, match="positive"):
+        fit_iterations_to_budget(100, 0, 0.0, 0, 0, 50)
+
+
+def test_devices_and_precision():
+    cpu = resolve_device("cpu")
+    assert resolve_precision("auto", cpu) == torch.bfloat16
+    assert resolve_precision("float32", cpu) == torch.float32
+    with pytest.raises(ValueError, match="bfloat16 or float32"):
+        resolve_precision("float16", cpu)
+    with pytest.raises(ValueError, match="precision must be"):
+        resolve_precision("half", cpu)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda")
+    assert resolve_device("auto").type in ("cuda", "mps", "cpu")
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [({"epochs": 0}, "epochs"), ({"budget_seconds": -1}, "budget"), ({"early_stopping_patience": 0}, "patience"),
+     ({"precision": "fp8"}, "precision"), ({"batch_size": 0}, "batch_size")],
+)
+def test_config_checks(changes, message):
+    with pytest.raises(ValueError, match=message):
+        TrainingConfig(**changes)
+
+
+def test_config_round_trips():
+    config = TrainingConfig(epochs=3, patch_size=(8, 8, 8), loss_kwargs={"batch_dice": True})
+    assert TrainingConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
