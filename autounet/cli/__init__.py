@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "fingerprint",
     "plan",
     "preprocess",
+    "train",
     "predict",
     "find_best",
     "evaluate",
