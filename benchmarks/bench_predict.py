@@ -14,8 +14,8 @@ window with mirroring (8 forward passes per tile), export to ``.nii.gz``. Model 
 nnU-Net's ``init_s``; ``--cli`` instead runs ``autounet predict`` in a subprocess and times everything.
 
 ``ct`` predicts one synthetic 512x512x300 int16 CT (1 x 0.7 x 0.7 mm, resampled to 1 x 0.8 x 0.8 mm) with a small
-network and reports the peak resident memory of the process next to the sizes the bound in docs/inference.md is
-made of. ``agreement`` compares bfloat16 and float32 predictions of a trained model (Dice between the two label maps
+network through ``autounet predict --workers 0`` in a fresh process and reports that process's peak resident memory
+next to the sizes the bound in docs/inference.md is made of. ``agreement`` compares bfloat16 and float32 predictions of a trained model (Dice between the two label maps
 and against the references).
 
 Every mode prints JSON lines with wall time, this process tree's CPU time and how many cores other processes kept
@@ -180,10 +180,7 @@ def hippocampus(args: argparse.Namespace) -> None:
 
 
 def ct(args: argparse.Namespace) -> None:
-    """Peak memory predicting one large synthetic CT."""
-    import torch
-
-    from autounet.inference import Predictor
+    """Peak memory of ``autounet predict`` on one large synthetic CT, measured in a fresh child process."""
     from autounet.io import Geometry, write_image
     from autounet.planners.plans import ChannelNormalization, ConfigurationPlan, Plans
 
@@ -191,9 +188,10 @@ def ct(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="bench_predict_ct_"))
     rng = np.random.default_rng(0)
     volume = np.full(shape, -1000, np.int16)  # air outside the body: cropping keeps the body's box
-    z, y, x = np.ogrid[: shape[0], : shape[1], : shape[2]]
+    _, y, x = np.ogrid[: shape[0], : shape[1], : shape[2]]
     body = ((y - shape[1] / 2) / (shape[1] * 0.45)) ** 2 + ((x - shape[2] / 2) / (shape[2] * 0.45)) ** 2 <= 1
-    volume[:, body[0]] = rng.normal(40, 20, size=(shape[0], int(body.sum()))).astype(np.int16)
+    for index in range(shape[0]):
+        volume[index][body[0]] = rng.normal(40, 20, size=int(body.sum())).astype(np.int16)
     write_image(work / "input" / "ct.nii.gz", volume, Geometry(spacing=(1.0, 0.7, 0.7)))
     del volume, body
     configuration = ConfigurationPlan(
@@ -206,21 +204,26 @@ def ct(args: argparse.Namespace) -> None:
     labels = {"background": 0, **{f"organ{i}": i for i in range(1, args.classes)}}
     plans = Plans("CT", ("CT",), labels, (0, 1, 2), (0, 1, 2), (1.0, 0.7, 0.7), shape, {"3d_fullres": configuration})
     model_dir = _model_folder(work / "CT", plans)
-    predictor = Predictor.from_model_folder(model_dir, folds=[0], device="cpu", mirroring=args.mirroring)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    command = [sys.executable, "-c", "import sys; from autounet.cli import main; sys.exit(main(sys.argv[1:]))",
+               "predict", "-i", str(work / "input"), "-o", str(work / "output"), "-m", str(model_dir), "-f", "0",
+               "--device", "cpu", "--workers", "0", "--no-progress"]
+    if not args.mirroring:
+        command.append("--no-mirroring")
+    if args.save_probabilities:
+        command.append("--save-probabilities")
+    baseline = [sys.executable, "-c", "import torch, autounet.inference, scipy.ndimage, SimpleITK"]
+    subprocess.run(baseline, check=True)
+    baseline_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     with Probe() as probe:
-        report = predictor.predict_folder(work / "input", work / "output", workers=0, progress=False,
-                                          save_probabilities=args.save_probabilities)
-    assert report.ok, report.failed
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest child so far
     voxels = int(np.prod(shape))
     print(json.dumps({
         "bench": "predict_ct_memory", "shape": shape, "classes": args.classes, "patch": args.patch,
         "mirroring": args.mirroring, "save_probabilities": args.save_probabilities,
         "wall_s": round(probe.wall, 1), "others_cores": round(probe.others_cores, 2),
-        "peak_rss_mb": round(peak), "rss_before_mb": round(before),
+        "peak_rss_mb": round(peak), "import_baseline_mb": round(baseline_mb),
         "input_int16_mb": round(voxels * 2 / 2**20), "float32_volume_mb": round(voxels * 4 / 2**20),
-        "torch_threads": torch.get_num_threads(),
     }), flush=True)
 
 

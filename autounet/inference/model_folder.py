@@ -18,6 +18,7 @@ from torch import nn
 
 from autounet.errors import MissingStageError, PlansError
 from autounet.networks import build_network
+from autounet.networks.cpu_speed import prepare_for_cpu_speed
 from autounet.planners.plans import ConfigurationPlan, Plans, load_plans
 from autounet.trainers.checkpoint import CheckpointError, load_checkpoint
 from autounet.typing import PathType
@@ -129,6 +130,8 @@ def load_trained_fold(
     network.load_state_dict(state["network_weights"])
     network.eval()
     network.to(device)
+    if torch.device(device).type == "cpu":
+        prepare_for_cpu_speed(network)  # channels-last: oneDNN's fast 3D convolutions, about 2x in bfloat16
     return TrainedFold(configuration, fold, path, network, _mirror_axes(state, plan), patch_size)
 
 

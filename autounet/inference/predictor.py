@@ -40,7 +40,7 @@ from autounet.inference.model_folder import (
 from autounet.inference.postprocessing import PostprocessingDecision, apply_postprocessing, load_postprocessing
 from autounet.inference.find_best import INFERENCE_FILE, find_postprocessing_file, read_inference_json
 from autounet.inference.sliding_window import AutocastDtype, predict_logits
-from autounet.io import Image
+from autounet.io import Geometry, Image
 from autounet.planners.plans import Plans
 from autounet.preprocessing.case import preprocess_case
 from autounet.preprocessing.properties import CaseProperties
@@ -63,9 +63,12 @@ class PreparedCase:
 
 @dataclass
 class InferredCase:
-    """Fold-averaged probabilities of every ensemble configuration, each in its own preprocessed space."""
+    """Fold-averaged probabilities of every ensemble configuration, each in its own preprocessed space.
 
-    image: Image
+    Only the input's geometry is kept, not its voxels, so the image is freed before the export.
+    """
+
+    geometry: Geometry
     case_id: str
     probabilities: dict[str, tuple[np.ndarray, CaseProperties]] = field(default_factory=dict)
     disagreement: dict[str, tuple[np.ndarray, CaseProperties]] = field(default_factory=dict)
@@ -82,7 +85,7 @@ class CasePrediction:
 
     case_id: str
     segmentation: np.ndarray
-    geometry: Any
+    geometry: Geometry
     probabilities: np.ndarray | None = None
     entropy: np.ndarray | None = None
     disagreement: np.ndarray | None = None
@@ -280,7 +283,7 @@ class Predictor:
 
         ``keep_disagreement`` keeps each fold's arg-max to measure the fold disagreement (for uncertainty maps).
         """
-        inferred = InferredCase(prepared.image, prepared.case_id)
+        inferred = InferredCase(prepared.image.geometry, prepared.case_id)
         done: dict[str, tuple[np.ndarray, CaseProperties]] = {}
         for name in self._stage_order():
             plan = self.plans.configuration(name)
@@ -302,7 +305,7 @@ class Predictor:
     def finish(self, inferred: InferredCase, *, probabilities: bool = False, uncertainty: bool = False) -> CasePrediction:
         """Map to the input grid, average configurations, take the label map, post-process, compute uncertainty."""
         need_probabilities = probabilities or uncertainty or len(self.configurations) > 1
-        geometry = inferred.image.geometry
+        geometry = inferred.geometry
         if not need_probabilities:
             name = self.configurations[0]
             values, properties = inferred.probabilities[name]
