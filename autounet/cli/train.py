@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from autounet.cli.common import add_progress_option, parse_duration
@@ -56,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
         results = prepare_results(dataset, args.results or default_results_folder(dataset), [args.configuration],
                                   progress=args.progress)
     result = train_fold(results, args.configuration, args.fold, config, resume=args.resume, dataset=dataset)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+        return 0
     print(f"{result.configuration} fold {result.fold}: {result.epochs} epochs, {result.iterations} iterations, "
           f"{result.elapsed_seconds / 60:.1f} min; outputs in {result.fold_dir}")
     if result.stop_reason:

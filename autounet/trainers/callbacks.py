@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tqdm import tqdm
+from tqdm import tqdm  # type: ignore[import-untyped]
 
 from autounet.jsonio import write_json
 from autounet.trainers.checkpoint import CHECKPOINT_BEST, CHECKPOINT_FINAL, CHECKPOINT_LATEST, save_checkpoint

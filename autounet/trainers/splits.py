@@ -51,7 +51,7 @@ def make_splits(case_ids: Sequence[str], num_folds: int = NUM_FOLDS, seed: int =
     >>> splits == make_splits([f"case_{i}" for i in reversed(range(10))])
     True
     """
-    from sklearn.model_selection import KFold
+    from sklearn.model_selection import KFold  # type: ignore[import-untyped]
 
     ids = np.array(sorted(case_ids))
     if len(ids) < 2:

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from autounet.errors import PlansError
 from autounet.planners.plans import PLANS_VERSION
 from autounet.trainers import components
 from autounet.trainers.callbacks import (
@@ -140,7 +141,11 @@ def train_fold(
     fold = parse_fold(fold)
     context = context_from_environment()
     plans = components.read_plans(results_dir)
-    plans.configuration(configuration)  # a clear error for an unknown name before anything else
+    if plans.configuration(configuration).previous_stage:  # also a clear error for an unknown name
+        raise PlansError(
+            f"training {configuration} (a cascade stage) is not supported yet; train "
+            f"{plans.configuration(configuration).previous_stage} or 3d_fullres instead"
+        )
     if source is None:
         source = components.open_store(results_dir, plans.configuration(configuration))
     conf = components.effective_configuration(plans, configuration, config, len(source.case_ids))
@@ -156,7 +161,7 @@ def train_fold(
     torch.manual_seed(config.seed)
     network = components.make_network(conf, plans, config.deep_supervision)
     memory_format = components.cpu_memory_format(conf, device)
-    network = network.to(device=device, memory_format=memory_format)
+    network = network.to(device=device, memory_format=memory_format)  # type: ignore[call-overload]
     loss_name = config.loss or conf.loss
     loss = components.make_loss(loss_name, config.loss_kwargs, conf, config.deep_supervision, context.enabled)
     metadata = _checkpoint_metadata(plans, conf, configuration, fold, config, loss_name)

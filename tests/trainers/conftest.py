@@ -28,3 +28,15 @@ def tiny_results_template(tiny_dataset, tmp_path_factory) -> Path:
 def tiny_results(tiny_results_template, tmp_path) -> Path:
     """A private copy of the tiny results folder (training writes into it)."""
     return Path(shutil.copytree(tiny_results_template, tmp_path / "results"))
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread: tiny networks gain nothing from more, and on a shared machine two threads that wait
+    for each other can be ten times slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -14,16 +14,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from batchgenerators.augmentations.utils import rotate_coords_2d, rotate_coords_3d
-from batchgenerators.transforms.abstract_transforms import AbstractTransform, Compose
-from batchgenerators.transforms.color_transforms import (
+from batchgenerators.augmentations.utils import rotate_coords_2d, rotate_coords_3d  # type: ignore[import-untyped]
+from batchgenerators.transforms.abstract_transforms import AbstractTransform, Compose  # type: ignore[import-untyped]
+from batchgenerators.transforms.color_transforms import (  # type: ignore[import-untyped]
     BrightnessMultiplicativeTransform,
     ContrastAugmentationTransform,
     GammaTransform,
 )
-from batchgenerators.transforms.noise_transforms import GaussianBlurTransform, GaussianNoiseTransform
-from batchgenerators.transforms.resample_transforms import SimulateLowResolutionTransform
-from batchgenerators.transforms.spatial_transforms import MirrorTransform, SpatialTransform
+from batchgenerators.transforms.noise_transforms import GaussianBlurTransform, GaussianNoiseTransform  # type: ignore[import-untyped]
+from batchgenerators.transforms.resample_transforms import SimulateLowResolutionTransform  # type: ignore[import-untyped]
+from batchgenerators.transforms.spatial_transforms import MirrorTransform, SpatialTransform  # type: ignore[import-untyped]
 
 # nnU-Net v2 defaults (nnUNetTrainer.configure_rotation_dummyDA_mirroring_and_inital_patch_size and
 # get_training_transforms); the names say what each number is.

@@ -104,7 +104,7 @@ class PatchLoader:
         self.start_iteration = start_iteration
         self.num_workers = max(1, num_workers)
         self._next_iteration = start_iteration
-        self._transforms = None
+        self._transforms: Any = None
 
     # batchgenerators' MultiThreadedAugmenter calls this in each worker before the first batch.
     def set_thread_id(self, thread_id: int) -> None:
@@ -125,6 +125,7 @@ class PatchLoader:
         raw = self._cut_patches(rng)
         if self._transforms is None:
             self._transforms = build_transforms(self.augmentation)
+        transforms = self._transforms
         # batchgenerators draws from NumPy's and Python's global generators: seed both for this batch, and restore
         # them afterwards so that in-process use does not disturb anybody else's random numbers.
         saved_numpy, saved_python = np.random.get_state(), random.getstate()
@@ -132,7 +133,7 @@ class PatchLoader:
         np.random.seed(transform_seed)
         random.seed(transform_seed)
         try:
-            out = self._transforms(**raw)
+            out = transforms(**raw)
         finally:
             np.random.set_state(saved_numpy)
             random.setstate(saved_python)

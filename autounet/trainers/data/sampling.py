@@ -66,14 +66,16 @@ def sample_patch_start(
     >>> sample_patch_start((2, 10), (4, 4), rng, {1: np.array([[0, 9]])})  # image smaller than patch: padded
     (-1, 6)
     """
-    shape = np.asarray(shape, dtype=int)
+    if len(shape) != len(patch_size):
+        raise ValueError(
+            f"patch_size has {len(patch_size)} axes but the case has {len(shape)}; pass one per spatial axis"
+        )
+    size = np.asarray(shape, dtype=int)
     patch = np.asarray(patch_size, dtype=int)
-    if shape.shape != patch.shape:
-        raise ValueError(f"patch_size has {len(patch)} axes but the case has {len(shape)}; pass one per spatial axis")
     # Pad images smaller than the patch symmetrically; extra freedom of movement is allowed where they are larger.
-    need_to_pad = np.maximum(patch - shape, 0)
+    need_to_pad = np.maximum(patch - size, 0)
     lower = -(need_to_pad // 2)
-    upper = shape + need_to_pad // 2 + need_to_pad % 2 - patch
+    upper = size + need_to_pad // 2 + need_to_pad % 2 - patch
     labels = [label for label, points in (foreground or {}).items() if len(points) > 0]
     if labels:
         label = labels[int(rng.integers(len(labels)))]
