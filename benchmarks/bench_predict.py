@@ -68,6 +68,18 @@ class Probe:
         self.others_cores = max(0.0, ((_busy_ticks() - self.busy) / CLOCK_TICKS - own) / self.wall)
 
 
+def wait_for_quiet(max_busy: float, max_wait: float, window: float = 3.0) -> float:
+    """Wait until other processes keep fewer than ``max_busy`` cores busy (at most ``max_wait`` s); return that load."""
+    start = time.perf_counter()
+    while True:
+        busy, own = _busy_ticks(), _own_ticks()
+        time.sleep(window)
+        others = max(0.0, ((_busy_ticks() - busy) - (_own_ticks() - own)) / CLOCK_TICKS / window)
+        if others < max_busy or time.perf_counter() - start > max_wait:
+            return others
+        print(f"waiting for a quiet machine: others use {others:.2f} cores", file=sys.stderr, flush=True)
+
+
 def _hippocampus_plans(dataset_name: str = "Task04_Hippocampus"):
     """nnU-Net v2's 3d_fullres plan for Hippocampus (benchmarks/peer/reference_hippocampus/nnUNetPlans.json)."""
     from autounet.planners.plans import ChannelNormalization, ConfigurationPlan, Plans
@@ -141,6 +153,7 @@ def hippocampus(args: argparse.Namespace) -> None:
     times = []
     for repeat in range(args.repeats):
         output = work / f"output{repeat}"
+        quiet_before = wait_for_quiet(args.quiet_cores, args.max_wait)
         if args.cli:
             command = [sys.executable, "-c", "import sys; from autounet.cli import main; sys.exit(main(sys.argv[1:]))",
                        "predict", "-i", str(work / "input"), "-o", str(output), "-m", str(model_dir), "-f", "0",
@@ -169,7 +182,8 @@ def hippocampus(args: argparse.Namespace) -> None:
             "dtype": args.dtype, "workers": args.workers, "cli": args.cli, "tile_batch_size": args.tile_batch_size,
             "torch_threads": __import__("torch").get_num_threads(),
             "wall_s": round(probe.wall, 2), "per_case_s": round(probe.wall / args.cases, 3), "cpu_s": round(probe.cpu, 1),
-            "others_cores": round(probe.others_cores, 2), "init_s": None if init is None else round(init, 2),
+            "others_cores": round(probe.others_cores, 2), "others_cores_before": round(quiet_before, 2),
+            "init_s": None if init is None else round(init, 2),
             "fraction_of_nnunet": round(probe.wall / NNUNET_SECONDS, 3),
         }
         if not args.cli:
@@ -268,6 +282,8 @@ def main() -> None:
     hip.add_argument("--no-mirroring", dest="mirroring", action="store_false")
     hip.add_argument("--tile-batch-size", type=int, default=None)
     hip.add_argument("--cli", action="store_true", help="time `autounet predict` in a subprocess (start-up included)")
+    hip.add_argument("--quiet-cores", type=float, default=0.5, help="wait until others use fewer cores than this")
+    hip.add_argument("--max-wait", type=float, default=300.0, help="longest wait for a quiet machine, seconds")
     hip.set_defaults(func=hippocampus)
     big = modes.add_parser("ct")
     big.add_argument("--shape", type=int, nargs=3, default=[300, 512, 512])

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import DTypeLike
 import torch
 
 from autounet.planners.plans import Plans
@@ -71,7 +72,7 @@ class FoldAverage:
         return differ / len(self.argmaxes)
 
 
-def one_hot_foreground(segmentation: np.ndarray, label_values: Sequence[int], dtype: np.dtype = np.float32) -> np.ndarray:
+def one_hot_foreground(segmentation: np.ndarray, label_values: Sequence[int], dtype: DTypeLike = np.float32) -> np.ndarray:
     """One channel per foreground label value (``label_values`` without 0, in order): the cascade's extra input.
 
     Parameters

@@ -3,6 +3,7 @@ their outputs."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -116,7 +117,7 @@ def cases_from_files(files: Iterable[Sequence[PathType] | PathType], case_ids: S
     """
     cases = []
     for index, item in enumerate(files):
-        paths = (Path(item),) if isinstance(item, (str, Path)) else tuple(Path(p) for p in item)
+        paths = (Path(item),) if isinstance(item, (str, os.PathLike)) else tuple(Path(p) for p in item)
         if not paths:
             raise ValueError(f"case {index} has no files; give one or more image files per case")
         if case_ids is not None:

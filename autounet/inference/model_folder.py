@@ -110,7 +110,8 @@ def load_trained_fold(
             "Pass the folds that exist (-f) or train the missing ones"
         )
     state = load_checkpoint(path, map_location="cpu")
-    overrides = state.get("training_config") if isinstance(state.get("training_config"), dict) else {}
+    recorded = state.get("training_config")
+    overrides: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
     # The trainer may override the plans' network family or patch size; the checkpoint records what it used.
     network_name = str(overrides.get("network") or plan.network)
     patch_size = tuple(int(p) for p in (overrides.get("patch_size") or plan.patch_size))

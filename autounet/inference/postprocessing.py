@@ -176,7 +176,7 @@ def keep_largest_component(segmentation: np.ndarray, labels: int | Sequence[int]
     >>> keep_largest_component(seg, [1, 2]).tolist()
     [[[1, 1, 0, 0, 0, 0]]]
     """
-    values = [int(labels)] if np.isscalar(labels) else [int(v) for v in labels]
+    values = [int(labels)] if isinstance(labels, (int, np.integer)) else [int(v) for v in labels]
     mask = np.isin(segmentation, values)
     result = segmentation.copy()
     if not mask.any():

@@ -434,10 +434,10 @@ class Predictor:
     ) -> tuple[np.ndarray, CaseProperties]:
         """The cascade stage's input: the image preprocessed for this stage plus the previous stage's label map,
         mapped to the input grid and preprocessed like a label map onto this stage's grid, as one-hot channels."""
-        plan = self.plans.configuration(name)
+        previous_stage = str(self.plans.configuration(name).previous_stage)
         values, properties = previous
-        segmentation = segmentation_to_original(values, properties, self.plans, plan.previous_stage)
-        label = Image(segmentation[None], image.geometry, source=f"{plan.previous_stage} prediction of {image.source}")
+        segmentation = segmentation_to_original(values, properties, self.plans, previous_stage)
+        label = Image(segmentation[None], image.geometry, source=f"{previous_stage} prediction of {image.source}")
         data, seg, properties = preprocess_case(image, self.plans, name, label=label, case_id=case_id or None)
         assert seg is not None
         return np.concatenate([data, one_hot_foreground(seg, self.label_values, data.dtype)]), properties

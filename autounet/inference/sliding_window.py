@@ -349,13 +349,13 @@ def _inference_state(network: object) -> Iterator[None]:
     had_deep_supervision = getattr(network, "deep_supervision", None)
     network.eval()
     if had_deep_supervision:
-        network.deep_supervision = False
+        setattr(network, "deep_supervision", False)
     try:
         yield
     finally:
         network.train(was_training)
         if had_deep_supervision:
-            network.deep_supervision = True
+            setattr(network, "deep_supervision", True)
 
 
 def _forward(network: Predictor, batch: torch.Tensor, autocast: torch.dtype | None, device: torch.device) -> torch.Tensor:
@@ -363,7 +363,8 @@ def _forward(network: Predictor, batch: torch.Tensor, autocast: torch.dtype | No
     with context:
         output = network(batch)
     if isinstance(output, (list, tuple)):
-        output = output[0]
+        return output[0]
+    assert isinstance(output, torch.Tensor), f"the network returned {type(output).__name__}, not logits"
     return output
 
 
