@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/bench_preprocess.py pipeline [DATASET] [--workers 2] [--repeats 3] [--cli]
+    python benchmarks/bench_preprocess.py pipeline [DATASET] [--workers 2] [--repeats 3] [--cli] [--peer]
     python benchmarks/bench_preprocess.py resampling [--repeats 3]
     python benchmarks/bench_preprocess.py memory [--workers 2]
     python benchmarks/bench_preprocess.py storage [--folder DIR]
@@ -10,7 +10,8 @@ Usage::
 ``pipeline`` times fingerprint + plan + preprocess (3d_fullres and 2d) of a dataset (default: the 208
 shared Hippocampus cases) from scratch in a fresh folder, through the Python API or, with ``--cli``, as the
 three ``autounet`` commands in subprocesses (interpreter start-up included, like nnU-Net's
-``nnUNetv2_plan_and_preprocess``). ``resampling`` measures agreement and speed of the separable fast path
+``nnUNetv2_plan_and_preprocess``); ``--peer`` interleaves runs of that nnU-Net command (into a private
+folder) so both see the same machine load. ``resampling`` measures agreement and speed of the separable fast path
 against the scipy spline reference. ``memory`` preprocesses large synthetic cases with several workers and
 reports the peak RSS of the workers next to the size of one case. ``storage`` times random patch reads
 from memory-mapped ``.npy`` and, when installed, blosc2 and zarr.
@@ -116,29 +117,51 @@ def _pipeline_cli(dataset_dir: Path, output: Path, workers: int) -> dict[str, fl
     return times
 
 
+PEER = Path(__file__).resolve().parent / "_peer"
+
+
+def _peer_plan_and_preprocess(output: Path, workers: int) -> dict[str, float]:
+    """nnU-Net v2's ``nnUNetv2_plan_and_preprocess -d 4 -c 3d_fullres 2d -np N`` into a private folder.
+
+    Uses the peer set up by ``benchmarks/peer/setup_peer.sh`` (its venv and converted raw data, read only).
+    """
+    env = {**os.environ, "nnUNet_raw": str(PEER / "nnUNet_raw"), "nnUNet_preprocessed": str(output / "pre"),
+           "nnUNet_results": str(output / "results")}
+    command = [str(PEER / "venv" / "bin" / "nnUNetv2_plan_and_preprocess"), "-d", "4", "-c", "3d_fullres", "2d",
+               "-np", str(workers), "--no_pbar"]
+    start = time.perf_counter()
+    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return {"total_s": time.perf_counter() - start}
+
+
 def bench_pipeline(args: argparse.Namespace) -> None:
-    runs = []
+    runners = {"autounet " + ("cli" if args.cli else "api"): _pipeline_cli if args.cli else _pipeline_api}
+    if args.peer:
+        runners["nnU-Net v2 plan_and_preprocess"] = lambda dataset, output, workers: _peer_plan_and_preprocess(output, workers)
+    runs: dict[str, list[dict]] = {name: [] for name in runners}
     for _ in range(args.repeats):
-        others_before = wait_for_quiet(args.quiet_cores, args.max_wait) if args.quiet_cores else None
-        output = Path(tempfile.mkdtemp(prefix="bench_preprocess_"))
-        try:
-            with Meter() as meter:
-                parts = (_pipeline_cli if args.cli else _pipeline_api)(args.dataset, output, args.workers)
-            files = sum(1 for _ in (output / "preprocessed").rglob("*.npy"))
-        finally:
-            shutil.rmtree(output, ignore_errors=True)
-        runs.append({"wall_s": meter.wall, "cpu_s": meter.cpu, "others_cores": meter.others_cores,
-                     "others_cores_before": others_before, **parts, "npy_files": files})
-    walls = [r["wall_s"] for r in runs]
-    print(json.dumps({
-        "benchmark": "fingerprint+plan+preprocess (3d_fullres, 2d)",
-        "mode": "cli" if args.cli else "api",
-        "dataset": args.dataset.name,
-        "workers": args.workers,
-        "wall_s_min": round(min(walls), 2),
-        "wall_s_median": round(statistics.median(walls), 2),
-        "runs": [{k: (round(v, 2) if isinstance(v, float) else v) for k, v in r.items()} for r in runs],
-    }))
+        for name, runner in runners.items():  # interleaved, so both see the same machine load
+            others_before = wait_for_quiet(args.quiet_cores, args.max_wait) if args.quiet_cores else None
+            output = Path(tempfile.mkdtemp(prefix="bench_preprocess_"))
+            try:
+                with Meter() as meter:
+                    parts = runner(args.dataset, output, args.workers)
+            finally:
+                shutil.rmtree(output, ignore_errors=True)
+            runs[name].append({"wall_s": meter.wall, "cpu_s": meter.cpu, "others_cores": meter.others_cores,
+                               "others_cores_before": others_before, **parts})
+    for name, results in runs.items():
+        walls = [r["wall_s"] for r in results]
+        print(json.dumps({
+            "benchmark": "fingerprint+plan+preprocess (3d_fullres, 2d)",
+            "tool": name,
+            "dataset": args.dataset.name,
+            "workers": args.workers,
+            "wall_s_min": round(min(walls), 2),
+            "wall_s_median": round(statistics.median(walls), 2),
+            "cpu_s_median": round(statistics.median(r["cpu_s"] for r in results), 2),
+            "runs": [{k: (round(v, 2) if isinstance(v, float) else v) for k, v in r.items()} for r in results],
+        }))
 
 
 # -------------------------------------------------------------------------------------------------- resampling
@@ -359,6 +382,8 @@ def main() -> None:
     pipeline.add_argument("--workers", type=int, default=2)
     pipeline.add_argument("--repeats", type=int, default=3)
     pipeline.add_argument("--cli", action="store_true", help="run the three autounet commands as subprocesses")
+    pipeline.add_argument("--peer", action="store_true",
+                          help="also time nnU-Net v2 plan_and_preprocess (benchmarks/_peer), interleaved")
     pipeline.add_argument("--quiet-cores", type=float, default=0.0,
                           help="before each repeat wait until others use fewer cores than this (0: do not wait)")
     pipeline.add_argument("--max-wait", type=float, default=300.0)
