@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
+import shutil
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -322,7 +324,17 @@ def _preprocess_task(task: _CaseTask) -> dict[str, Any]:
     """Preprocess one case for every target folder; runs in a worker process."""
     try:
         return {"entries": _preprocess_case_targets(task), "peak_rss_mb": _peak_rss_mb()}
-    except (AutounetError, OSError, ValueError, MemoryError) as err:
+    except OSError as err:
+        if err.errno == errno.ENOSPC:
+            folder = Path(task.targets[0].folder)
+            free_mb = shutil.disk_usage(folder).free / 1e6 if folder.exists() else 0.0
+            return {"error": f"{task.case_id}: the disk holding {folder} is full ({free_mb:.0f} MB free); "
+                             "free some space or choose another output folder, then re-run"}
+        return {"error": f"{task.case_id}: {err}"}
+    except MemoryError:
+        return {"error": f"{task.case_id}: out of memory while preprocessing {', '.join(map(str, task.image_files))}; "
+                         "use fewer --workers (each holds one case) or a machine with more memory"}
+    except (AutounetError, ValueError) as err:
         return {"error": f"{task.case_id}: {err}"}
 
 

@@ -184,6 +184,17 @@ def test_a_case_interrupted_before_its_properties_is_not_complete(demo, tmp_path
     assert victim in open_preprocessed(folder) and not list(folder.glob(".*.tmp"))
 
 
+def test_a_full_disk_is_named_as_such(demo, tmp_path, monkeypatch):
+    import errno
+
+    def no_space(path, array):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(store_module, "save_npy", no_space)
+    with pytest.raises(DatasetError, match=r"(?s)6 of 6 cases .*the disk holding .*3d_fullres is full \(\d+ MB free\)"):
+        preprocess_dataset(demo, make_plans(), ["3d_fullres"], tmp_path / "out", workers=1, progress=False)
+
+
 _SLOW_RUN = """
 import sys, time
 from autounet.preprocessing import pipeline
