@@ -148,6 +148,7 @@ class PreprocessedStore:
         self.folder = folder
         self.manifest = manifest
         self.case_ids: tuple[str, ...] = tuple(sorted(manifest["cases"]))
+        self._properties: dict[str, CaseProperties] = {}  # small and immutable: read each file once
 
     def __repr__(self) -> str:
         return f"PreprocessedStore({str(self.folder)!r}, {len(self.case_ids)} cases)"
@@ -197,7 +198,9 @@ class PreprocessedStore:
 
     def properties(self, case_id: str) -> CaseProperties:
         """The :class:`CaseProperties` of one case."""
-        return CaseProperties.from_dict(read_json(self._files(case_id)["properties"]))
+        if case_id not in self._properties:
+            self._properties[case_id] = CaseProperties.from_dict(read_json(self._files(case_id)["properties"]))
+        return self._properties[case_id]
 
     def foreground_locations(self, case_id: str) -> dict[int, np.ndarray]:
         """Sampled foreground voxel coordinates per label: ``{label: ndarray of int32, shape (N, 3)}``.
