@@ -32,6 +32,9 @@ from autounet.networks.registry import NETWORKS, create_network, list_networks, 
 
 # Importing a family module registers it.
 from autounet.networks import resenc, unet  # noqa: E402,F401  isort: skip
+from autounet.networks import (  # noqa: E402,F401  isort: skip
+    attention_unet, denseunet, dilated, multires, r2unet, resunet, unetpp, vnet,
+)
 
 __all__ = [
     "NETWORKS",

@@ -213,3 +213,60 @@ class StackedResidualBlocks(nn.Sequential):
         blocks += [ResidualBlock(out_channels, out_channels, kernel_size) for _ in range(n_blocks - 1)]
         super().__init__(*blocks)
         self.out_channels = out_channels
+
+
+def projection_skip(in_channels: int, out_channels: int, stride: Sequence[int]) -> nn.Module:
+    """Skip path of a residual unit: average-pool by ``stride`` and a 1x1 conv + norm if the channels change.
+
+    Identity (an empty ``nn.Sequential``) when neither changes.
+
+    Examples
+    --------
+    >>> projection_skip(4, 8, (1, 2, 2))(torch.zeros(1, 4, 2, 8, 8)).shape
+    torch.Size([1, 8, 2, 4, 4])
+    >>> len(projection_skip(4, 4, (1, 1)))
+    0
+    """
+    spatial_dims = len(stride)
+    layers: list[nn.Module] = []
+    if any(s != 1 for s in stride):
+        pool = nn.AvgPool2d if spatial_dims == 2 else nn.AvgPool3d
+        layers.append(pool(tuple(stride), tuple(stride)))
+    if in_channels != out_channels:
+        layers.append(ConvNormAct(in_channels, out_channels, (1,) * spatial_dims, activation=False, bias=False))
+    return nn.Sequential(*layers)
+
+
+class ResidualUnit(nn.Module):
+    """``n_convs`` conv-norm-act blocks (the first strided, the last without activation) plus a projected skip.
+
+    The activation follows the sum (post-activation, as in :class:`ResidualBlock`, which is the two-conv case).
+
+    Examples
+    --------
+    >>> unit = ResidualUnit(3, 4, 8, (3, 3), (2, 2))
+    >>> unit(torch.zeros(1, 4, 8, 8)).shape, len(unit.convs)
+    (torch.Size([1, 8, 4, 4]), 3)
+    """
+
+    def __init__(
+        self,
+        n_convs: int,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Sequence[int],
+        stride: Sequence[int] | None = None,
+    ) -> None:
+        super().__init__()
+        stride = tuple(stride) if stride is not None else (1,) * len(kernel_size)
+        convs = [ConvNormAct(in_channels, out_channels, kernel_size, stride, activation=n_convs > 1)]
+        convs += [
+            ConvNormAct(out_channels, out_channels, kernel_size, activation=i < n_convs - 2) for i in range(n_convs - 1)
+        ]
+        self.convs = nn.Sequential(*convs)
+        self.skip = projection_skip(in_channels, out_channels, stride)
+        self.activation = make_activation()
+        self.out_channels = out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.convs(x) + self.skip(x))

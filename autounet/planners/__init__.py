@@ -7,6 +7,7 @@ rule is a function in its own module (``target_spacing``, ``normalization``, ``t
 ``memory``, ``batch_size``, ``configurations``) and can be called with numbers alone. See ``docs/planning.md``.
 """
 
+from autounet.planners import family_memory  # noqa: F401  registers the network families' memory estimates
 from autounet.planners.device import DeviceInfo, detect_device
 from autounet.planners.explain import format_explanations
 from autounet.planners.memory import (
