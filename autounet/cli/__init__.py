@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "predict",
     "find_best",
     "evaluate",
+    "report",
     "run",
 ]
 
