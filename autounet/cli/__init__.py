@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "evaluate",
     "report",
     "run",
+    "benchmark",
 ]
 
 
