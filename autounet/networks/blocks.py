@@ -215,6 +215,43 @@ class StackedResidualBlocks(nn.Sequential):
         self.out_channels = out_channels
 
 
+class AveragePool(nn.Module):
+    """Average pooling with kernel = stride that keeps the input's dtype under autocast.
+
+    CPU autocast runs ``avg_pool2d/3d`` in float32, so a bfloat16 map would be copied to float32 and that copy kept
+    for the backward pass (twice the map's memory); this pooling stays in the input's dtype and keeps nothing.
+    Sizes must be multiples of the stride (inside a U-Net they are).
+
+    Examples
+    --------
+    >>> with torch.autocast("cpu", dtype=torch.bfloat16):
+    ...     y = AveragePool((1, 2, 2))(torch.ones(1, 2, 2, 4, 4, dtype=torch.bfloat16))
+    >>> y.dtype, tuple(y.shape)
+    (torch.bfloat16, (1, 2, 2, 2, 2))
+    >>> x = torch.randn(2, 3, 4, 6, 8)
+    >>> torch.allclose(AveragePool((2, 3, 2))(x), nn.functional.avg_pool3d(x, (2, 3, 2)))
+    True
+    """
+
+    def __init__(self, stride: Sequence[int]) -> None:
+        super().__init__()
+        self.stride = tuple(int(s) for s in stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Blocks of stride voxels as extra axes, then their mean: the same numbers as avg_pool with kernel = stride
+        # (sizes are multiples of the stride), and a mean keeps nothing for backward (PyTorch has no bfloat16
+        # avg_pool3d on the CPU).
+        n, c, *size = x.shape
+        blocks = [n, c]
+        for length, step in zip(size, self.stride):
+            blocks += [length // step, step]
+        with torch.autocast(x.device.type, enabled=False):
+            return x.reshape(blocks).mean(dim=tuple(range(3, len(blocks), 2)))
+
+    def extra_repr(self) -> str:
+        return f"stride={self.stride}"
+
+
 def projection_skip(in_channels: int, out_channels: int, stride: Sequence[int]) -> nn.Module:
     """Skip path of a residual unit: average-pool by ``stride`` and a 1x1 conv + norm if the channels change.
 
@@ -230,8 +267,7 @@ def projection_skip(in_channels: int, out_channels: int, stride: Sequence[int]) 
     spatial_dims = len(stride)
     layers: list[nn.Module] = []
     if any(s != 1 for s in stride):
-        pool = nn.AvgPool2d if spatial_dims == 2 else nn.AvgPool3d
-        layers.append(pool(tuple(stride), tuple(stride)))
+        layers.append(AveragePool(stride))
     if in_channels != out_channels:
         layers.append(ConvNormAct(in_channels, out_channels, (1,) * spatial_dims, activation=False, bias=False))
     return nn.Sequential(*layers)

@@ -10,7 +10,7 @@ from autounet.errors import PlansError
 from autounet.networks import build_network, create_network, list_networks
 from autounet.networks.attention_unet import AttentionGate
 from autounet.networks.block_decoder import BlockDecoder
-from autounet.networks.blocks import ResidualUnit
+from autounet.networks.blocks import AveragePool, ResidualUnit
 from autounet.networks.denseunet import DenseBlock
 from autounet.networks.dilated import DilatedConvNormAct, usable_dilation
 from autounet.networks.multires import ResPath, multires_split
@@ -71,7 +71,7 @@ def test_resunet_encoder_and_decoder_stages_are_residual_units() -> None:
     assert [len(stage.convs) for stage in model.encoder.stages] == TINY_3D["n_conv_per_stage"]
     # A strided unit average-pools its skip by the planned stride before the 1x1 projection.
     pool, projection = model.encoder.stages[1].skip
-    assert isinstance(pool, nn.AvgPool3d) and pool.kernel_size == (1, 2, 2)
+    assert isinstance(pool, AveragePool) and pool.stride == (1, 2, 2)
     assert projection[0].kernel_size == (1, 1, 1)
 
 
