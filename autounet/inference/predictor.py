@@ -288,7 +288,7 @@ class Predictor:
         for name in self._stage_order():
             plan = self.plans.configuration(name)
             if plan.previous_stage is None:
-                data, properties = prepared.data[name]
+                data, properties = prepared.data.pop(name)  # freed as soon as its folds are done
             else:
                 data, properties = self._cascade_input(prepared.image, prepared.case_id, name, done[plan.previous_stage])
             average = FoldAverage(keep_argmax=keep_disagreement and name in self.configurations)
@@ -308,8 +308,9 @@ class Predictor:
         geometry = inferred.geometry
         if not need_probabilities:
             name = self.configurations[0]
-            values, properties = inferred.probabilities[name]
+            values, properties = inferred.probabilities.pop(name)
             segmentation = segmentation_to_original(values, properties, self.plans, name)
+            del values
             mean = None
         else:
             mean = None
