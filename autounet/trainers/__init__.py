@@ -17,6 +17,7 @@ from autounet.trainers.callbacks import (
     FitToBudget,
     ProgressBar,
     ProgressPlot,
+    ThreadTuner,
     TrainingLog,
 )
 from autounet.trainers.checkpoint import CheckpointError, check_compatible, load_checkpoint, save_checkpoint
@@ -34,6 +35,7 @@ __all__ = [
     "FoldResult",
     "ProgressBar",
     "ProgressPlot",
+    "ThreadTuner",
     "Trainer",
     "TrainingConfig",
     "TrainingLog",

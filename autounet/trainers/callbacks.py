@@ -209,45 +209,64 @@ class ProgressPlot(Callback):
 class FitToBudget(Callback):
     """Fit the schedule's total iterations to a wall-clock budget, from the measured speed of this run.
 
-    After ``warmup`` iterations (first steps are slow while kernels are chosen) it times ``measure`` iterations
-    and sets ``trainer.state.total_iterations`` with :func:`~autounet.trainers.budget.fit_iterations_to_budget`;
-    at every epoch end it re-fits from that epoch's time (validation and checkpoints included), so a machine that
-    slows down or speeds up still ends on time. The poly schedule always runs over the current total.
+    After ``warmup`` iterations (the first steps are slow while kernels are chosen) it times ``measure`` iterations
+    and sets ``trainer.state.total_iterations`` with :func:`~autounet.trainers.budget.fit_iterations_to_budget`.
+    It re-fits every ``refit_seconds`` from the speed since the previous fit, so a machine that gets slower or faster
+    still ends on time, and adds each iteration's share of the per-epoch work (validation batches, checkpoints,
+    plot) as measured in the last epoch. When even one more iteration would overrun, it stops the run. The poly
+    schedule always runs over the current total.
 
     Parameters
     ----------
     budget_seconds : float
         Budget of the whole fold (``trainer.state.elapsed_seconds`` counts setup and earlier sessions).
-    reserve_seconds : callable returning float
-        Time to keep for the work after training (final validation); called once, after the warm-up.
+    reserve_seconds : callable returning float, or float
+        Time to keep for the work after training (final validation); a callable is called once, after the warm-up.
     """
 
-    def __init__(self, budget_seconds: float, reserve_seconds: Any, warmup: int = 3, measure: int = 10) -> None:
+    def __init__(
+        self, budget_seconds: float, reserve_seconds: Any, warmup: int = 3, measure: int = 10, refit_seconds: float = 60.0
+    ) -> None:
         self.budget_seconds = budget_seconds
         self._reserve_source = reserve_seconds
         self.reserve: float | None = None
         self.warmup = warmup
         self.measure = measure
+        self.refit_seconds = refit_seconds
         self._start_iteration = 0
-        self._mark: tuple[int, float] | None = None
+        self._window: tuple[int, float] | None = None
+        self._rate: float | None = None  # seconds per training iteration, recent
+        self._epoch_overhead: float | None = None  # seconds of per-epoch work (validation, checkpoints) per epoch
+        self._last_iteration_end = 0.0
 
-    def _fit(self, trainer: Trainer, seconds_per_iteration: float) -> None:
+    def _overhead_per_iteration(self, trainer: Trainer) -> float:
+        assert self._rate is not None
+        if self._epoch_overhead is not None:
+            return self._epoch_overhead / trainer.config.iterations_per_epoch
+        # Before the first epoch ends: validation batches run forward only, about a third of a step each.
+        return self._rate * trainer.config.validation_iterations / (3 * trainer.config.iterations_per_epoch)
+
+    def _fit(self, trainer: Trainer, report: bool) -> None:
         from autounet.trainers.budget import fit_iterations_to_budget
 
         if self.reserve is None:
             self.reserve = float(self._reserve_source() if callable(self._reserve_source) else self._reserve_source)
+        assert self._rate is not None
+        per_iteration = self._rate + self._overhead_per_iteration(trainer)
+        # The epoch in progress still has its validation to run once training stops.
+        pending = self._epoch_overhead if self._epoch_overhead is not None else self._rate * trainer.config.validation_iterations / 3
         total = fit_iterations_to_budget(
             self.budget_seconds,
             trainer.state.elapsed_seconds,
-            seconds_per_iteration,
-            self.reserve,
+            per_iteration,
+            self.reserve + pending,
             trainer.state.iteration,
             trainer.max_iterations,
         )
-        if total != trainer.state.total_iterations:
+        if report and total != trainer.state.total_iterations:
             logger.info(
-                "budget %.0f s: %.3f s per iteration, %.0f s reserved -> %d iterations in all",
-                self.budget_seconds, seconds_per_iteration, self.reserve, total,
+                "budget %.0f s: %.3f s per iteration (%.3f s of it per-epoch work), %.0f s reserved -> %d iterations",
+                self.budget_seconds, per_iteration, per_iteration - self._rate, self.reserve + pending, total,
             )
         trainer.state.total_iterations = total
         if total <= trainer.state.iteration:
@@ -255,24 +274,80 @@ class FitToBudget(Callback):
 
     def on_train_start(self, trainer: Trainer) -> None:
         self._start_iteration = trainer.state.iteration
-        self._mark = None
+        self._window = None
+
+    def on_epoch_start(self, trainer: Trainer) -> None:
+        # Time spent between epochs (validation, checkpoints, plot) must not count as iteration time.
+        if self._window is not None:
+            self._window = (trainer.state.iteration, trainer.state.elapsed_seconds)
 
     def on_iteration_end(self, trainer: Trainer, loss: float) -> None:
+        self._last_iteration_end = time.monotonic()
         done = trainer.state.iteration - self._start_iteration
+        now = trainer.state.elapsed_seconds
         if done == self.warmup:
-            self._mark = (trainer.state.iteration, trainer.state.elapsed_seconds)
-        elif done == self.warmup + self.measure and self._mark is not None:
-            iterations, seconds = trainer.state.iteration - self._mark[0], trainer.state.elapsed_seconds - self._mark[1]
-            config = trainer.config
-            # Validation batches run forward only: about a third of a training step each.
-            validation_share = config.validation_iterations / (3 * config.iterations_per_epoch)
-            self._fit(trainer, seconds / iterations * (1 + validation_share))
-        elif self.reserve is not None and trainer.state.elapsed_seconds + self.reserve > self.budget_seconds:
-            trainer.state.total_iterations = trainer.state.iteration
-            trainer.request_stop(f"wall-clock budget of {self.budget_seconds:.0f} s reached")
+            self._window = (trainer.state.iteration, now)
+            return
+        if self._window is None:
+            return
+        iterations, seconds = trainer.state.iteration - self._window[0], now - self._window[1]
+        first_fit = self._rate is None and iterations >= self.measure
+        refit = first_fit or (self._rate is not None and seconds >= self.refit_seconds and iterations >= 2)
+        if refit:
+            self._rate = seconds / iterations
+            self._window = (trainer.state.iteration, now)
+        if self._rate is not None:
+            # Every iteration: stops the run as soon as one more iteration would not fit any more.
+            self._fit(trainer, report=refit)
 
     def on_epoch_end(self, trainer: Trainer, record: Mapping[str, Any]) -> None:
-        previous = trainer.state.log[-2]["iteration"] if len(trainer.state.log) > 1 else self._start_iteration
-        iterations = record["iteration"] - previous
-        if iterations > 0 and trainer.state.iteration < trainer.state.total_iterations:
-            self._fit(trainer, record["epoch_seconds"] / iterations)
+        # Runs after the checkpoint, log and plot callbacks: everything since the last iteration is per-epoch work.
+        if self._last_iteration_end:
+            self._epoch_overhead = time.monotonic() - self._last_iteration_end
+
+
+class ThreadTuner(Callback):
+    """Choose the CPU thread count per epoch by timing: on a shared machine one thread can beat all of them.
+
+    At the start of every epoch each candidate thread count runs ``probe`` iterations (after one to settle); the
+    fastest runs the rest of the epoch. Two threads that wait for each other while another program holds a core can
+    be several times slower than one (docs/benchmarks.md, "Data pipeline"). Used when ``num_threads`` is not set on
+    the CPU; a fixed thread count keeps runs bit-reproducible, this does not.
+    """
+
+    def __init__(self, candidates: tuple[int, ...], probe: int = 3) -> None:
+        self.candidates = tuple(dict.fromkeys(max(1, c) for c in candidates))
+        self.probe = probe
+        self._plan: list[int] = []
+        self._times: dict[int, list[float]] = {}
+        self._last = 0.0
+        self.chosen: int | None = None
+
+    def on_epoch_start(self, trainer: Trainer) -> None:
+        import torch
+
+        if len(self.candidates) < 2 or trainer.iterations_this_epoch() < (self.probe + 1) * len(self.candidates) * 2:
+            return
+        self._plan = [c for c in self.candidates for _ in range(self.probe + 1)]
+        self._times = {c: [] for c in self.candidates}
+        torch.set_num_threads(self._plan[0])
+        self._last = time.perf_counter()
+
+    def on_iteration_end(self, trainer: Trainer, loss: float) -> None:
+        import statistics
+
+        import torch
+
+        if not self._plan:
+            return
+        now = time.perf_counter()
+        self._times[self._plan.pop(0)].append(now - self._last)
+        self._last = now
+        if self._plan:
+            torch.set_num_threads(self._plan[0])
+            return
+        # The first iteration after a switch settles the thread pool; it is not counted.
+        medians = {threads: statistics.median(times[1:]) for threads, times in self._times.items()}
+        self.chosen = min(medians, key=lambda threads: medians[threads])
+        torch.set_num_threads(self.chosen)
+        logger.info("CPU threads: %s s per iteration -> %d", {t: round(m, 3) for t, m in medians.items()}, self.chosen)

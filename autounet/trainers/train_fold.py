@@ -21,6 +21,7 @@ from autounet.trainers.callbacks import (
     FitToBudget,
     ProgressBar,
     ProgressPlot,
+    ThreadTuner,
     TrainingLog,
 )
 from autounet.trainers.checkpoint import (
@@ -205,6 +206,8 @@ def train_fold(
         builtin.append(EarlyStopping(config.early_stopping_patience))
     if config.budget_seconds is not None:
         builtin.append(FitToBudget(config.budget_seconds, final_validation.estimate_seconds))
+    if device.type == "cpu" and config.num_threads is None and torch.get_num_threads() > 1:
+        builtin.append(ThreadTuner((torch.get_num_threads(), 1)))
 
     pin = device.type == "cuda"
     with BatchStream(train_loader, workers, pin) as train_batches, BatchStream(

@@ -48,7 +48,12 @@ P_CONTRAST, CONTRAST_RANGE = 0.15, (0.75, 1.25)
 P_LOW_RESOLUTION, P_LOW_RESOLUTION_CHANNEL, LOW_RESOLUTION_ZOOM = 0.25, 0.5, (0.5, 1.0)
 P_GAMMA_INVERTED, P_GAMMA, GAMMA_RANGE = 0.1, 0.3, (0.7, 1.5)
 P_MIRROR_PER_AXIS = 0.5  # batchgenerators' MirrorTransform flips each axis with probability 1/2
-DATA_ORDER, SEG_ORDER = 3, 1  # spline order of the spatial transform for images / per-label for segmentations
+DATA_ORDER, SEG_ORDER = 1, 1
+"""Interpolation order of the spatial transform for images and (per label) for segmentations: linear for both, as
+nnU-Net v2 does since it moved to batchgeneratorsv2 (``SpatialTransform`` with ``grid_sample`` bilinear; nnU-Net
+v2 before 2.5 used cubic for images). Cubic costs 60% more time per batch here (docs/benchmarks.md)."""
+LOW_RESOLUTION_UPSAMPLE_ORDER = 1
+"""Upsampling order of the low-resolution simulation: linear, as batchgeneratorsv2 (cubic in batchgenerators v1)."""
 
 
 @dataclass(frozen=True)
@@ -225,13 +230,19 @@ class _MaskOutside(AbstractTransform):
         return batch
 
 
+def seg_pad_value(plan: AugmentationPlan) -> int:
+    """Label outside the image: -1 when some channel is normalised inside the non-zero mask (so that the mask step
+    can zero it), else 0 (one label fewer to interpolate: the spatial transform resamples each label separately)."""
+    return -1 if plan.mask_channels else 0
+
+
 def build_transforms(plan: AugmentationPlan) -> Compose:
     """batchgenerators transforms for ``plan``: the spatial transform, intensity transforms, mirroring, masking.
 
     The pipeline maps ``{"data": (B, C, *initial_patch_size) float32, "seg": (B, 1, *initial_patch_size)}`` to
     ``(B, C, *patch_size)`` float32 data and ``(B, 1, *patch_size)`` labels with no value below 0. Spatial
     transforms use cubic interpolation for images and per-label linear interpolation for labels; outside the
-    image, data is 0 and labels are -1 until the last step sets them to 0.
+    image, data is 0 and labels are :func:`seg_pad_value` until the last step sets them to 0.
 
     Examples
     --------
@@ -263,7 +274,7 @@ def build_transforms(plan: AugmentationPlan) -> Compose:
             border_cval_data=0,
             order_data=DATA_ORDER,
             border_mode_seg="constant",
-            border_cval_seg=-1,
+            border_cval_seg=seg_pad_value(plan),
             order_seg=SEG_ORDER,
             random_crop=False,
             p_el_per_sample=0,
@@ -284,7 +295,7 @@ def build_transforms(plan: AugmentationPlan) -> Compose:
             per_channel=True,
             p_per_channel=P_LOW_RESOLUTION_CHANNEL,
             order_downsample=0,
-            order_upsample=3,
+            order_upsample=LOW_RESOLUTION_UPSAMPLE_ORDER,
             p_per_sample=P_LOW_RESOLUTION,
             # Never resample the coarse axis of in-plane-augmented data (nnU-Net's ignore_axes).
             ignore_axes=(0,) if plan.in_plane_only else None,

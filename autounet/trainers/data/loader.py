@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from autounet.trainers.data.augmentation import AugmentationPlan, build_transforms
+from autounet.trainers.data.augmentation import AugmentationPlan, build_transforms, seg_pad_value
 from autounet.trainers.data.sampling import (
     DEFAULT_FOREGROUND_FRACTION,
     crop_with_padding,
@@ -22,8 +22,6 @@ from autounet.trainers.data.sampling import (
     sample_patch_start,
 )
 
-#: Labels outside the image (padding) are -1 until augmentation sets them to 0, like nnU-Net.
-SEG_PAD_VALUE = -1
 
 
 class CaseSource(Protocol):
@@ -146,6 +144,7 @@ class PatchLoader:
 
     def _cut_patches(self, rng: np.random.Generator) -> dict[str, Any]:
         patch = self.augmentation.initial_patch_size
+        pad_value = seg_pad_value(self.augmentation)
         data_patches, seg_patches, keys = [], [], []
         for force_foreground in forced_foreground_slots(self.batch_size, self.foreground_fraction):
             case_id = self.case_ids[int(rng.integers(len(self.case_ids)))]
@@ -155,7 +154,7 @@ class PatchLoader:
                 data, seg, foreground = _pick_slice(data, seg, foreground, rng)
             start = sample_patch_start(data.shape[1:], patch, rng, foreground)
             data_patches.append(crop_with_padding(data, start, patch, 0).astype(np.float32, copy=False))
-            seg_patches.append(crop_with_padding(seg, start, patch, SEG_PAD_VALUE).astype(np.int16, copy=False))
+            seg_patches.append(crop_with_padding(seg, start, patch, pad_value).astype(np.int16, copy=False))
             keys.append(case_id)
         return {"data": np.stack(data_patches), "seg": np.stack(seg_patches).astype(np.float32), "keys": keys}
 
