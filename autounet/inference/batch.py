@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 from tqdm import tqdm
 
 from autounet.dataset.dataset import read_case_images
-from autounet.errors import AutounetError
+from autounet.errors import AutounetError, DatasetError
 from autounet.inference.export import output_paths, write_map, write_probabilities, write_segmentation
 from autounet.inference.inputs import InputCase
+from autounet.io.nifti_raw import count_nonfinite_nifti
 from autounet.jsonio import write_json
 from autounet.typing import PathType
 
@@ -91,7 +92,11 @@ def predict_cases(
     start = time.perf_counter()
 
     def prepare(case: InputCase) -> "PreparedCase":
-        return predictor.prepare(read_case_images(case.files), case.case_id)
+        if case.problem:
+            raise DatasetError(case.problem)
+        image = read_case_images(case.files)
+        _check_finite(case)
+        return predictor.prepare(image, case.case_id)
 
     def finish(case: InputCase, inferred: "InferredCase") -> None:
         prediction = predictor.finish(inferred, probabilities=save_probabilities, uncertainty=save_uncertainty)
@@ -153,6 +158,17 @@ def predict_cases(
     for case_id, reason in report.failed.items():
         logger.error("%s failed: %s", case_id, reason)
     return report
+
+
+def _check_finite(case: InputCase) -> None:
+    """Refuse NaN/Inf voxels in NIfTI files: ITK reads them as 0, which would change the prediction silently."""
+    for path in case.files:
+        count = count_nonfinite_nifti(path)
+        if count:
+            raise DatasetError(
+                f"{path}: {count} NaN/Inf voxel(s), which the NIfTI reader turns into 0 (a silently different image); "
+                "replace them (e.g. with the minimum intensity) and predict again"
+            )
 
 
 def _record(report: PredictionReport, case: InputCase, started: float, run, bar) -> None:

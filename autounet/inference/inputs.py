@@ -26,6 +26,7 @@ class InputCase:
 
     case_id: str
     files: tuple[Path, ...]
+    problem: str = ""
 
     @property
     def output_extension(self) -> str:
@@ -54,11 +55,11 @@ def find_input_cases(input_dir: PathType, num_channels: int, file_ending: str | 
 
     Notes
     -----
-    The folder is in the nnU-Net v2 layout when every file is named ``CASE_XXXX.ext`` with a channel index
-    ``XXXX < num_channels``: the files are grouped by ``CASE`` and ordered by channel (outputs are ``CASE.ext``).
-    Otherwise every file is one case holding all its channels (MSD ``imagesTs``: 4D NIfTI; RGB or grey 2D images)
-    and outputs keep the input's name. Which channels a case lacks is checked when it is predicted, so one bad case
-    does not stop the others.
+    The folder is in the nnU-Net v2 layout when every file is named ``CASE_XXXX.ext``, every case has ``_0000`` and
+    at least half of the cases have exactly the channels ``0 .. num_channels - 1``: the files are grouped by ``CASE``
+    and ordered by channel (outputs are ``CASE.ext``); a case with a missing or an extra channel file carries a
+    ``problem`` and fails alone when predicted. Otherwise every file is one case holding all its channels (MSD
+    ``imagesTs``: 4D NIfTI; RGB or grey 2D images; numbered 2D series) and outputs keep the input's name.
 
     Raises
     ------
@@ -84,7 +85,10 @@ def find_input_cases(input_dir: PathType, num_channels: int, file_ending: str | 
         )
     grouped = _group_channel_files(files, num_channels)
     if grouped is not None:
-        cases = [InputCase(case_id, tuple(channels[k] for k in sorted(channels))) for case_id, channels in grouped.items()]
+        cases = [
+            InputCase(case_id, tuple(channels[k] for k in sorted(channels)), _channel_problem(case_id, channels, num_channels))
+            for case_id, channels in grouped.items()
+        ]
     else:
         cases = [InputCase(strip_extension(p), (p,)) for p in files]
     seen: dict[str, InputCase] = {}
@@ -99,14 +103,41 @@ def find_input_cases(input_dir: PathType, num_channels: int, file_ending: str | 
 
 
 def _group_channel_files(files: Sequence[Path], num_channels: int) -> dict[str, dict[int, Path]] | None:
-    """Channel files by case when every file looks like ``CASE_XXXX`` with ``XXXX < num_channels``, else None."""
+    """Channel files by case if the folder is in the nnU-Net v2 layout, else None.
+
+    The layout holds when every file is named ``CASE_XXXX``, every case has a ``_0000`` file and at least half of the
+    cases have exactly the channels ``0 .. num_channels - 1`` (so one case with a missing or extra channel file is
+    reported as such, while a numbered series of 2D images, ``slice_0000`` to ``slice_0099``, stays one case per file).
+    """
     grouped: dict[str, dict[int, Path]] = {}
     for path in files:
         match = _CHANNEL_FILE.match(strip_extension(path))
-        if not match or int(match["channel"]) >= num_channels:
+        if not match:
             return None
         grouped.setdefault(match["case"], {})[int(match["channel"])] = path
+    expected = list(range(num_channels))
+    complete = sum(1 for channels in grouped.values() if sorted(channels) == expected)
+    if any(0 not in channels for channels in grouped.values()) or 2 * complete < len(grouped):
+        return None
     return grouped
+
+
+def _channel_problem(case_id: str, channels: dict[int, Path], num_channels: int) -> str:
+    """What is wrong with a case's channel files ("" when nothing is)."""
+    ending = file_extension(channels[0])
+    missing = [f"{case_id}_{c:04d}{ending}" for c in range(num_channels) if c not in channels]
+    extra = [channels[c].name for c in sorted(channels) if c >= num_channels]
+    parts = []
+    if missing:
+        parts.append(f"channel file(s) {', '.join(missing)} missing")
+    if extra:
+        parts.append(f"unexpected channel file(s) {', '.join(extra)}")
+    if not parts:
+        return ""
+    return (
+        f"{channels[0].parent}: case {case_id}: {'; '.join(parts)}; the model takes {num_channels} channel(s), "
+        f"{case_id}_0000{ending} to {case_id}_{num_channels - 1:04d}{ending}"
+    )
 
 
 def cases_from_files(files: Iterable[Sequence[PathType] | PathType], case_ids: Sequence[str] | None = None) -> list[InputCase]:
