@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         dataset = args.target
         results = prepare_results(dataset, args.results or default_results_folder(dataset), [args.configuration],
-                                  progress=args.progress)
+                                  progress=args.progress, budget_seconds=args.budget_seconds,
+                                  device=args.device or "auto", precision=args.precision or "auto")
     result = train_fold(results, args.configuration, args.fold, config, resume=args.resume, dataset=dataset)
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
         return 0

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from tqdm import tqdm  # type: ignore[import-untyped]
 
-from autounet.jsonio import write_json
+from autounet.jsonio import read_json, write_json
 from autounet.trainers.distributed import DistributedContext
 
 logger = logging.getLogger(__name__)
@@ -106,6 +106,17 @@ class FinalValidation:
             autocast_dtype=None if dtype == torch.float32 else dtype,
         )
         return logits, properties
+
+    def existing(self) -> dict[str, Any] | None:
+        """The summary of a final validation that already ran completely (a resumed, finished fold), else None."""
+        path = self.fold_dir / VALIDATION_FOLDER / FOLD_SUMMARY_FILE
+        if not path.is_file():
+            return None
+        try:
+            summary = read_json(path)
+        except ValueError:
+            return None
+        return summary if isinstance(summary, dict) and summary.get("cases") == len(self.case_ids) else None
 
     def run(self, network: nn.Module, dtype: torch.dtype, progress: bool = False) -> dict[str, Any] | None:
         """Predict every validation case, write it in the input geometry, evaluate, write ``summary.json``.

@@ -29,12 +29,17 @@ def prepare_results(
     configurations: Sequence[str],
     workers: int | None = None,
     progress: bool = True,
+    budget_seconds: float | None = None,
+    device: str = "auto",
+    precision: str = "auto",
 ) -> Path:
     """Make ``results_dir`` ready to train ``configurations`` of the dataset in ``dataset_dir``.
 
     Computes the fingerprint and the plans when ``plans.json`` is missing (nnU-Net's default rules) and
     preprocesses the configurations (cases already done and unchanged are skipped, so this is cheap when
-    everything exists). A copy of ``dataset.json`` is kept in the results folder.
+    everything exists). A copy of ``dataset.json`` is kept in the results folder. With ``budget_seconds``, plans
+    made here are compute-aware: :func:`~autounet.trainers.step_timing.plan_for_budget` picks the network width of
+    each configuration for that budget on ``device`` (existing plans are left as they are).
 
     Returns
     -------
@@ -57,7 +62,23 @@ def prepare_results(
 
         logger.info("no plans in %s: computing the fingerprint and planning with the default rules", results_dir)
         fingerprint = compute_fingerprint(dataset, output=results_dir / "fingerprint.json", workers=workers, progress=progress)
-        plan_experiment(fingerprint).save(plans_path)
+        plans = plan_experiment(fingerprint)
+        if budget_seconds is not None:
+            from autounet.trainers.step_timing import plan_for_budget
+
+            for name in configurations:
+                if name in plans.configurations:
+                    plans, choice = plan_for_budget(plans, name, budget_seconds, device=device, precision=precision)
+                    logger.info("%s for a %.0f min budget: %s", name, budget_seconds / 60, choice.reason)
+        plans.save(plans_path)
+    elif budget_seconds is not None and not any(
+        "budget_seconds" in c.training for n, c in load_plans(plans_path).configurations.items() if n in configurations
+    ):
+        logger.warning(
+            "%s was not planned for a time budget; only the schedule is fitted to it. Plan again with a budget "
+            "(delete plans.json, or autounet.trainers.step_timing.plan_for_budget) to choose the network for it",
+            plans_path,
+        )
     plans = load_plans(plans_path)
     missing = [name for name in configurations if name not in plans.configurations]
     if missing:

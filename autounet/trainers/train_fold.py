@@ -138,9 +138,7 @@ def train_fold(
     """
     started = time.monotonic()
     config = config or TrainingConfig()
-    results_dir = Path(results_dir)
-    fold = parse_fold(fold)
-    context = context_from_environment()
+    results_dir, fold, context = Path(results_dir), parse_fold(fold), context_from_environment()
     plans = components.read_plans(results_dir)
     if plans.configuration(configuration).previous_stage:  # also a clear error for an unknown name
         raise PlansError(
@@ -160,96 +158,86 @@ def train_fold(
     if config.num_threads is not None and device.type == "cpu":
         torch.set_num_threads(config.num_threads)
     torch.manual_seed(config.seed)
-    network = components.make_network(conf, plans, config.deep_supervision)
     memory_format = components.cpu_memory_format(conf, device)
+    network = components.make_network(conf, plans, config.deep_supervision)
     network = network.to(device=device, memory_format=memory_format)  # type: ignore[call-overload]
     loss_name = config.loss or conf.loss
     loss = components.make_loss(loss_name, config.loss_kwargs, conf, config.deep_supervision, context.enabled)
     metadata = _checkpoint_metadata(plans, conf, configuration, fold, config, loss_name)
-
-    checkpoint = _checkpoint_to_resume(fold_dir, resume, device, metadata, network)
-    if checkpoint is not None and checkpoint.get("finished"):
-        logger.info("%s is complete; running only what is missing after training", fold_dir / CHECKPOINT_FINAL)
-
+    checkpoint = _checkpoint_to_resume(fold_dir, resume, metadata, network)
+    finished = checkpoint is not None and bool(checkpoint.get("finished"))
     network = wrap_network(network, context, device)
-    label_names = _foreground_label_names(plans)
-    augmentation = plan_augmentation(conf.patch_size, config.augment, _mask_channels(conf))
-    batch_size = split_batch_size(conf.batch_size, context)
-    workers = config.num_workers if config.num_workers is not None else default_num_workers(device.type, _cpu_cores())
-    start_iteration = int(checkpoint["iteration"]) if checkpoint else 0
-    start_epoch = int(checkpoint["epoch"]) if checkpoint else 0
-    train_loader = PatchLoader(
-        source, train_ids, batch_size, augmentation, config.foreground_fraction, config.seed, context.rank, start_iteration
-    )
-    val_loader = None
-    if val_ids and config.validation_iterations > 0:
-        val_loader = PatchLoader(
-            source,
-            val_ids,
-            batch_size,
-            plan_augmentation(conf.patch_size, augment=False, mask_channels=_mask_channels(conf)),
-            config.foreground_fraction,
-            config.seed + VALIDATION_SEED_OFFSET,
-            context.rank,
-            start_epoch * config.validation_iterations,
-        )
-    final_validation = FinalValidation(
-        plans, conf, source, val_ids, fold_dir, dataset, device, context, config.save_probabilities
-    )
-    builtin: list[Callback] = [
-        Checkpointing(fold_dir, metadata, config.checkpoint_every_seconds, write=context.is_writer),
-        TrainingLog(fold_dir, _log_header(conf, config, loss_name, train_ids, val_ids, device, dtype, workers, context), context.is_writer),
-        ProgressPlot(fold_dir, write=context.is_writer),
-        ProgressBar(config.progress and context.is_writer),
-    ]
-    if config.early_stopping_patience is not None:
-        builtin.append(EarlyStopping(config.early_stopping_patience))
-    if config.budget_seconds is not None:
-        builtin.append(FitToBudget(config.budget_seconds, final_validation.estimate_seconds))
-    if device.type == "cpu" and config.num_threads is None and torch.get_num_threads() > 1:
-        builtin.append(ThreadTuner((torch.get_num_threads(), 1)))
 
+    workers = config.num_workers if config.num_workers is not None else default_num_workers(device.type, _cpu_cores())
+    train_loader, val_loader = _loaders(source, plans, conf, config, train_ids, val_ids, context, checkpoint)
+    final_validation = FinalValidation(plans, conf, source, val_ids, fold_dir, dataset, device, context, config.save_probabilities)
+    header = _log_header(conf, config, loss_name, train_ids, val_ids, device, dtype, workers, context)
+    builtin = _builtin_callbacks(fold_dir, metadata, header, config, context, device, final_validation)
     pin = device.type == "cuda"
-    with BatchStream(train_loader, workers, pin) as train_batches, BatchStream(
-        val_loader, min(workers, 1), pin
-    ) if val_loader is not None else _nullstream() as val_batches:
+    with BatchStream(train_loader, workers, pin) as train_batches, (
+        BatchStream(val_loader, min(workers, 1), pin) if val_loader is not None else _nullstream()
+    ) as val_batches:
         trainer = Trainer(
-            network,
-            loss,
-            train_batches,
-            val_batches,
-            config,
-            device,
-            dtype,
-            label_names,
-            components.supervision_scales(conf, config.deep_supervision),
-            [*builtin, *callbacks],
+            network, loss, train_batches, val_batches, config, device, dtype, _foreground_label_names(plans),
+            components.supervision_scales(conf, config.deep_supervision), [*builtin, *callbacks],
             memory_format=memory_format,
         )
         if checkpoint is not None:
             trainer.load_state_dict(checkpoint)
         final_validation.bind(trainer.plain_network, dtype)
         trainer.state.elapsed_seconds += time.monotonic() - started
-        if not (checkpoint is not None and checkpoint.get("finished")):
+        if not finished:
             trainer.fit()
     session_start = time.monotonic()
     validation = None
     if config.final_validation and val_ids:
-        validation = final_validation.run(trainer.plain_network, dtype, progress=config.progress)
+        validation = final_validation.existing() if finished else None
+        if validation is None:
+            validation = final_validation.run(trainer.plain_network, dtype, progress=config.progress)
     context.barrier()
-    elapsed = trainer.state.elapsed_seconds + time.monotonic() - session_start
+    state = trainer.state
     return FoldResult(
-        fold_dir=fold_dir,
-        configuration=configuration,
-        fold=fold,
-        epochs=trainer.state.epoch,
-        iterations=trainer.state.iteration,
-        total_iterations=trainer.state.total_iterations,
-        best_ema_dice=trainer.state.best_ema_dice,
-        stop_reason=trainer.state.stop_reason,
-        elapsed_seconds=elapsed,
-        validation=validation,
+        fold_dir=fold_dir, configuration=configuration, fold=fold, epochs=state.epoch, iterations=state.iteration,
+        total_iterations=state.total_iterations, best_ema_dice=state.best_ema_dice, stop_reason=state.stop_reason,
+        elapsed_seconds=state.elapsed_seconds + time.monotonic() - session_start, validation=validation,
     )
+
+
+def _loaders(source, plans, conf, config, train_ids, val_ids, context, checkpoint) -> tuple[PatchLoader, PatchLoader | None]:
+    """Training and validation batch loaders, starting where a resumed run stopped."""
+    mask = _mask_channels(conf)
+    batch_size = split_batch_size(conf.batch_size, context)
+    start_iteration = int(checkpoint["iteration"]) if checkpoint else 0
+    start_epoch = int(checkpoint["epoch"]) if checkpoint else 0
+    train = PatchLoader(
+        source, train_ids, batch_size, plan_augmentation(conf.patch_size, config.augment, mask),
+        config.foreground_fraction, config.seed, context.rank, start_iteration, label_values=plans.label_values,
+    )
+    if not val_ids or config.validation_iterations == 0:
+        return train, None
+    validation = PatchLoader(
+        source, val_ids, batch_size, plan_augmentation(conf.patch_size, augment=False, mask_channels=mask),
+        config.foreground_fraction, config.seed + VALIDATION_SEED_OFFSET, context.rank,
+        start_epoch * config.validation_iterations, label_values=plans.label_values,
+    )
+    return train, validation
+
+
+def _builtin_callbacks(fold_dir, metadata, header, config, context, device, final_validation) -> list[Callback]:
+    """Checkpoints, logs, plot, progress bar, and (when asked for) early stopping, budget and thread tuning."""
+    callbacks: list[Callback] = [
+        Checkpointing(fold_dir, metadata, config.checkpoint_every_seconds, write=context.is_writer),
+        TrainingLog(fold_dir, header, context.is_writer),
+        ProgressPlot(fold_dir, write=context.is_writer),
+        ProgressBar(config.progress and context.is_writer),
+    ]
+    if config.early_stopping_patience is not None:
+        callbacks.append(EarlyStopping(config.early_stopping_patience))
+    if config.budget_seconds is not None:
+        callbacks.append(FitToBudget(config.budget_seconds, final_validation.estimate_seconds))
+    if device.type == "cpu" and config.num_threads is None and torch.get_num_threads() > 1:
+        callbacks.append(ThreadTuner((torch.get_num_threads(), 1)))
+    return callbacks
 
 
 class _nullstream:
@@ -293,7 +281,7 @@ def _checkpoint_metadata(plans, conf, configuration, fold, config, loss_name) ->
     }
 
 
-def _checkpoint_to_resume(fold_dir: Path, resume: bool, device, metadata: dict[str, Any], network) -> dict[str, Any] | None:
+def _checkpoint_to_resume(fold_dir: Path, resume: bool, metadata: dict[str, Any], network) -> dict[str, Any] | None:
     """The checkpoint to continue from (checked against this run), or None to start from scratch."""
     latest, final = fold_dir / CHECKPOINT_LATEST, fold_dir / CHECKPOINT_FINAL
     if not resume:

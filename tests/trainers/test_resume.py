@@ -128,3 +128,15 @@ def test_damaged_checkpoint_is_reported(tmp_path):
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="damaged"):
         load_checkpoint(path)
+
+
+def test_resuming_a_finished_fold_only_does_what_is_missing(tiny_results):
+    config = quick_config(epochs=1, iterations_per_epoch=2, final_validation=True)
+    first = train_fold(tiny_results, "3d_fullres", 0, config)
+    summary = first.fold_dir / "validation" / "fold_summary.json"
+    written = summary.stat().st_mtime_ns
+    again = train_fold(tiny_results, "3d_fullres", 0, config, resume=True)
+    assert (again.iterations, again.validation) == (first.iterations, first.validation)
+    assert summary.stat().st_mtime_ns == written
+    summary.unlink()  # a final validation that did not finish runs again
+    assert train_fold(tiny_results, "3d_fullres", 0, config, resume=True).validation["cases"] == 2

@@ -69,6 +69,11 @@ class PatchLoader:
         Randomness of the whole run and of this process in a multi-GPU run.
     start_iteration : int
         Index of the first batch this iterator yields (a resumed run starts where it stopped).
+    num_workers : int
+        Worker processes sharing the iterations (set by :class:`~autounet.trainers.data.pipeline.BatchStream`).
+    label_values : sequence of int, optional
+        The dataset's label values, sorted; when they are not ``0, 1, ..., K-1`` the stored labels are mapped to
+        class indices (class ``i`` is the ``i``-th smallest value, as inference assumes).
 
     Notes
     -----
@@ -87,6 +92,7 @@ class PatchLoader:
         rank: int = 0,
         start_iteration: int = 0,
         num_workers: int = 1,
+        label_values: Sequence[int] | None = None,
     ) -> None:
         if not case_ids:
             raise ValueError("no cases to train on; check the split (splits.json) and the preprocessed store")
@@ -102,6 +108,8 @@ class PatchLoader:
         self.start_iteration = start_iteration
         self.num_workers = max(1, num_workers)
         self._next_iteration = start_iteration
+        values = tuple(sorted(int(v) for v in label_values)) if label_values is not None else None
+        self.label_values = None if values is None or values == tuple(range(len(values))) else values
         self._transforms: Any = None
 
     # batchgenerators' MultiThreadedAugmenter calls this in each worker before the first batch.
@@ -154,9 +162,24 @@ class PatchLoader:
                 data, seg, foreground = _pick_slice(data, seg, foreground, rng)
             start = sample_patch_start(data.shape[1:], patch, rng, foreground)
             data_patches.append(crop_with_padding(data, start, patch, 0).astype(np.float32, copy=False))
-            seg_patches.append(crop_with_padding(seg, start, patch, pad_value).astype(np.int16, copy=False))
+            seg_patch = crop_with_padding(seg, start, patch, pad_value).astype(np.int16, copy=False)
+            if self.label_values is not None:
+                seg_patch = to_class_indices(seg_patch, self.label_values)
+            seg_patches.append(seg_patch)
             keys.append(case_id)
         return {"data": np.stack(data_patches), "seg": np.stack(seg_patches).astype(np.float32), "keys": keys}
+
+
+def to_class_indices(seg: np.ndarray, label_values: Sequence[int]) -> np.ndarray:
+    """Map label values to class indices (position in the sorted ``label_values``); negative values are kept.
+
+    Examples
+    --------
+    >>> to_class_indices(np.array([0, 4, 1, -1, 4]), (0, 1, 4)).tolist()
+    [0, 2, 1, -1, 2]
+    """
+    indices = np.searchsorted(np.asarray(label_values), seg).astype(np.int16)
+    return np.where(seg < 0, seg, indices).astype(np.int16)
 
 
 def _pick_slice(

@@ -150,3 +150,15 @@ def test_default_workers_per_device():
     assert default_num_workers("cpu", 2) == 0
     assert default_num_workers("cuda", 2) == 1
     assert default_num_workers("cuda", 64) == 12
+
+
+def test_label_values_with_gaps_become_class_indices():
+    source = _source()
+    for data, seg in source.cases.values():
+        seg[seg == 2] = 4  # labels 0, 1, 4
+    loader = PatchLoader(source, source.case_ids, 6, plan_augmentation((8, 8, 8), augment=False), seed=0,
+                         label_values=(0, 1, 4))
+    values = set()
+    for iteration in range(10):
+        values |= set(np.unique(loader.batch(iteration)["seg"]).tolist())
+    assert values <= {0, 1, 2} and 2 in values
