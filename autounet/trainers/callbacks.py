@@ -248,6 +248,7 @@ class FitToBudget(Callback):
 
     def _fit(self, trainer: Trainer, report: bool) -> None:
         from autounet.trainers.budget import fit_iterations_to_budget
+        from autounet.trainers.distributed import broadcast_from_writer
 
         if self.reserve is None:
             self.reserve = float(self._reserve_source() if callable(self._reserve_source) else self._reserve_source)
@@ -263,6 +264,8 @@ class FitToBudget(Callback):
             trainer.state.iteration,
             trainer.max_iterations,
         )
+        # Every rank of a multi-GPU run must run the same number of iterations: rank 0 decides.
+        total = broadcast_from_writer(total)
         if report and total != trainer.state.total_iterations:
             logger.info(
                 "budget %.0f s: %.3f s per iteration (%.3f s of it per-epoch work), %.0f s reserved -> %d iterations",

@@ -104,3 +104,13 @@ def split_batch_size(global_batch_size: int, context: DistributedContext) -> int
         return 1
     share, extra = divmod(global_batch_size, context.world_size)
     return share + (1 if context.rank < extra else 0)
+
+
+def broadcast_from_writer(value: int) -> int:
+    """Rank 0's ``value`` on every rank (a no-op outside a process group); keeps schedules identical across ranks."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    tensor = torch.tensor([int(value)], dtype=torch.int64, device=device)
+    dist.broadcast(tensor, src=0)
+    return int(tensor.item())
