@@ -32,3 +32,20 @@ def test_train_fold_writes_checkpoints_logs_and_plot(tiny_results):
 def test_missing_plans_names_the_command(tmp_path):
     with pytest.raises(MissingStageError, match='autounet plan'):
         train_fold(tmp_path, "3d_fullres", 0, quick_config())
+
+
+@pytest.mark.parametrize(
+    "spec, configuration, patch",
+    [(dict(kind="2d", num_cases=5, num_labels=3, seed=5), "2d", (32, 32)),
+     (dict(kind="3d_aniso", num_cases=5, num_channels=2, seed=6), "3d_fullres", (8, 32, 32))],
+)
+def test_2d_and_anisotropic_configurations_train(tmp_path, spec, configuration, patch):
+    from autounet.dataset.demo import DemoSpec, make_demo_dataset
+
+    from .helpers import make_results
+
+    dataset = make_demo_dataset(tmp_path / "dataset", DemoSpec(**spec))
+    results = make_results(dataset, tmp_path / "results", configuration, patch)
+    result = train_fold(results, configuration, 0, quick_config(final_validation=True))
+    assert result.iterations == 6
+    assert result.validation["cases"] == 1 and set(result.validation["mean_dice"]) and result.validation["failures"] == {}
