@@ -157,7 +157,9 @@ def hippocampus(args: argparse.Namespace) -> None:
         if args.cli:
             command = [sys.executable, "-c", "import sys; from autounet.cli import main; sys.exit(main(sys.argv[1:]))",
                        "predict", "-i", str(work / "input"), "-o", str(output), "-m", str(model_dir), "-f", "0",
-                       "--device", "cpu", "--workers", str(args.workers), "--no-progress"]
+                       "--device", "cpu", "--no-progress"]
+            if args.workers is not None:
+                command += ["--workers", str(args.workers)]
             if not args.mirroring:
                 command.append("--no-mirroring")
             if args.tile_batch_size:
@@ -179,7 +181,7 @@ def hippocampus(args: argparse.Namespace) -> None:
         times.append(probe.wall)
         result = {
             "bench": "predict_hippocampus", "repeat": repeat, "cases": args.cases, "mirroring": args.mirroring,
-            "dtype": args.dtype, "workers": args.workers, "cli": args.cli, "tile_batch_size": args.tile_batch_size,
+            "dtype": args.dtype, "workers": None if args.cli else report.settings["workers"], "cli": args.cli, "tile_batch_size": args.tile_batch_size,
             "torch_threads": __import__("torch").get_num_threads(),
             "wall_s": round(probe.wall, 2), "per_case_s": round(probe.wall / args.cases, 3), "cpu_s": round(probe.cpu, 1),
             "others_cores": round(probe.others_cores, 2), "others_cores_before": round(quiet_before, 2),
@@ -277,7 +279,7 @@ def main() -> None:
     hip.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
     hip.add_argument("--cases", type=int, default=52)
     hip.add_argument("--repeats", type=int, default=2)
-    hip.add_argument("--workers", type=int, default=1)
+    hip.add_argument("--workers", type=int, default=None, help="cases in flight (default: autounet's automatic choice)")
     hip.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto")
     hip.add_argument("--no-mirroring", dest="mirroring", action="store_false")
     hip.add_argument("--tile-batch-size", type=int, default=None)

@@ -31,7 +31,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--no-postprocess", dest="postprocess", action="store_false", help="do not apply postprocessing.json")
     parser.add_argument("--tile-batch-size", type=int, default=None, help="tiles per forward pass (default: about 1M voxels)")
     parser.add_argument("--file-ending", default=None, help="only read input files ending with this, e.g. .nii.gz")
-    parser.add_argument("--workers", type=int, default=1, help="background threads reading/writing cases while the network runs (0: none)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="cases in flight: 0 one after the other, 1 overlap reading/writing with the network, N>=2 N "
+                        "cases at a time (default: one per core for small images on the CPU, else 1)")
     add_progress_option(parser)
     parser.set_defaults(func=run)
 

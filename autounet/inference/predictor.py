@@ -345,7 +345,7 @@ class Predictor:
         save_probabilities: bool = False,
         save_uncertainty: bool = False,
         skip_finished: bool = False,
-        workers: int = 1,
+        workers: int | None = None,
         progress: bool = True,
     ) -> PredictionReport:
         """Segment image files and write the results to ``output_dir``.
@@ -368,9 +368,13 @@ class Predictor:
         skip_finished : bool
             Skip cases whose outputs are all there (the CLI's ``--continue``). Every file is written atomically and
             the segmentation last, so an interrupted run never leaves a case that looks finished but is not.
-        workers : int
-            Background threads that read and preprocess the next case and write the previous one while the network
-            runs (0: everything in turn in this thread). Each holds at most one case in memory.
+        workers : int, optional
+            How cases are overlapped. ``0``: one after the other in this thread. ``1``: one case at a time on the
+            network while a background thread reads and preprocesses the next and writes the previous one. ``N >= 2``:
+            ``N`` cases at a time, each in its own thread (read, predict, write) with ``cores // N`` threads for its
+            tensor operations, the fastest for many small images and robust when other programs share the cores.
+            Default: one per core (at most the number of cases) on the CPU for images under 256**3 voxels, else 1.
+            Each case in flight holds its own arrays in memory.
         progress : bool
             Progress bar over the cases.
 

@@ -44,7 +44,7 @@ def test_a_failing_case_is_reported_and_the_others_finish(tmp_path, model):
     write_case(tmp_path / "in" / "truncated.nii.gz", seed=3)
     data = (tmp_path / "in" / "truncated.nii.gz").read_bytes()
     (tmp_path / "in" / "truncated.nii.gz").write_bytes(data[: len(data) // 2])
-    for workers in (0, 2):
+    for workers in (0, 1, 2):
         report = model.predict_folder(tmp_path / "in", tmp_path / f"out{workers}", workers=workers, progress=False)
         assert report.written == ["good"]
         assert set(report.failed) == {"two_channels", "truncated"}
