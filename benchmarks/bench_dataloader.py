@@ -42,6 +42,8 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--precision", default="bfloat16")
     parser.add_argument("--no-augment", action="store_true")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--loader-only", action="store_true", help="skip the training measurements")
     return parser.parse_args()
 
 
@@ -61,6 +63,8 @@ def _batches_per_second(loader: PatchLoader, workers: int, count: int) -> float:
 
 def main() -> None:
     args = _parse()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     plans = components.read_plans(args.results)
     conf = plans.configuration(args.configuration)
     if args.features:
@@ -77,6 +81,8 @@ def main() -> None:
         rate = _batches_per_second(_loader(store, plans, conf, batch_size, augment), workers, args.batches)
         print(f"loader alone, {workers} worker(s): {rate:.2f} batches/s ({1 / rate:.3f} s per batch)")
 
+    if args.loader_only:
+        return
     device = torch.device("cpu")
     dtype = resolve_precision(args.precision, device)
     config = TrainingConfig(device="cpu", validation_iterations=0, progress=False)

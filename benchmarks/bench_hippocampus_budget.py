@@ -33,7 +33,8 @@ from autounet.cli.common import parse_duration  # noqa: E402
 from autounet.planners import load_plans  # noqa: E402
 from autounet.trainers import TrainingConfig, train_fold  # noqa: E402
 from autounet.trainers.budget import features_for_base  # noqa: E402
-from autounet.trainers.prepare import prepare_results  # noqa: E402
+from autounet.dataset import load_dataset  # noqa: E402
+from autounet.trainers.prepare import prepare_results, training_cases_per_fold  # noqa: E402
 from autounet.trainers.step_timing import measure_step_seconds, plan_for_budget  # noqa: E402
 
 #: nnU-Net v2 on this machine (benchmarks/peer/time_train_step.py): float32, batch 7, patch 40x56x40.
@@ -89,7 +90,8 @@ def main() -> None:
         chosen_plans = dataclasses.replace(plans, configurations={**plans.configurations, args.configuration: chosen})
         record["choice"] = f"fixed base features {args.features}"
     else:
-        chosen_plans, choice = plan_for_budget(plans, args.configuration, args.budget, device="cpu")
+        cases = training_cases_per_fold(len(load_dataset(args.dataset).training))
+        chosen_plans, choice = plan_for_budget(plans, args.configuration, args.budget, device="cpu", num_training_cases=cases)
         record["choice"] = choice.reason
         print(f"compute-aware choice: {choice.reason}", flush=True)
     record["choice_seconds"] = round(time.monotonic() - started, 1)
@@ -109,6 +111,7 @@ def main() -> None:
                         dataset=args.dataset)
     record.update(
         load_end=_load(),
+        augmentation_scale=chosen_plans.configuration(args.configuration).training.get("augmentation_scale", 1.0),
         features_per_stage=list(chosen_plans.configuration(args.configuration).features_per_stage),
         training_seconds=round(result.elapsed_seconds, 1),
         iterations=result.iterations,

@@ -33,6 +33,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--early-stopping", type=int, metavar="PATIENCE", dest="early_stopping_patience", help="stop after PATIENCE epochs without a better smoothed validation Dice")
     parser.add_argument("--workers", type=int, dest="num_workers", help="data augmentation worker processes (default: per device; 0 = in-process)")
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
+    parser.add_argument("--augmentation-scale", type=float, help="factor on augmentation probabilities, 0-1 (default: plans', else 1)")
     parser.add_argument("--save-probabilities", action="store_true", help="also save validation probabilities (.npz) for ensembling")
     parser.add_argument("--no-validation", dest="final_validation", action="store_false", help="skip the final validation")
     add_progress_option(parser)
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     options = {name: getattr(args, name) for name in (
         "epochs", "iterations_per_epoch", "budget_seconds", "device", "precision", "loss", "network", "batch_size",
-        "patch_size", "early_stopping_patience", "num_workers", "seed")}
+        "patch_size", "early_stopping_patience", "num_workers", "seed", "augmentation_scale")}
     config = TrainingConfig(**{k: v for k, v in options.items() if v is not None},
                             final_validation=args.final_validation, save_probabilities=args.save_probabilities,
                             progress=args.progress)

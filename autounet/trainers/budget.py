@@ -27,8 +27,12 @@ MIN_ITERATIONS = 10
 TARGET_ITERATIONS = 1000
 #: Base feature counts tried by compute-aware planning, widest first (nnU-Net plans 32).
 CANDIDATE_BASE_FEATURES = (32, 24, 16, 12, 8)
-#: Narrowest network compute-aware planning may choose: below it capacity, not time, limits quality.
-MIN_BASE_FEATURES = 8
+#: Passes over the training cases (iterations x batch / cases) from which nnU-Net's full augmentation is used;
+#: below, the probability of every random transform but mirroring is scaled by passes / this. On Hippocampus
+#: (docs/benchmarks.md, "Hippocampus in 20 minutes") 1000 iterations of batch 7 over 166 cases (42 passes) reached
+#: a higher validation Dice without augmentation than with it: augmentation regularises long runs but slows a short
+#: one down. nnU-Net's full schedule makes thousands of passes.
+FULL_AUGMENTATION_PASSES = 1000
 
 
 def fit_iterations_to_budget(
@@ -181,6 +185,32 @@ def choose_for_budget(
             f"{iterations(best)} iterations"
         )
     return BudgetChoice(best, iterations(best), reason)
+
+
+def augmentation_scale_for(iterations: int, batch_size: int, num_training_cases: int) -> float:
+    """Augmentation probability scale for a run of ``iterations``: ``min(1, passes / FULL_AUGMENTATION_PASSES)``.
+
+    Parameters
+    ----------
+    iterations, batch_size : int
+        Length of the run and samples per iteration.
+    num_training_cases : int
+        Cases the run trains on.
+
+    Returns
+    -------
+    float
+        Within [0, 1], rounded to 3 decimals (0 means mirroring only).
+
+    Examples
+    --------
+    >>> augmentation_scale_for(1000, 7, 166)  # 42 passes: a short budget
+    0.042
+    >>> augmentation_scale_for(250_000, 7, 166)  # nnU-Net's full schedule
+    1.0
+    """
+    passes = iterations * batch_size / max(num_training_cases, 1)
+    return round(min(1.0, passes / FULL_AUGMENTATION_PASSES), 3)
 
 
 def features_for_base(base_features: int, n_stages: int, cap: int) -> tuple[int, ...]:

@@ -50,6 +50,9 @@ class TrainingConfig:
         Share of each batch forced to contain foreground.
     augment : bool
         Data augmentation on (nnU-Net's default transforms) or off.
+    augmentation_scale : float or None
+        Factor on the probability of every random transform except mirroring; ``None`` takes the plans' value
+        (compute-aware plans lower it for short budgets), else 1 (nnU-Net's).
     deep_supervision : bool
         Loss on every decoder level (weights halving per level).
     seed : int
@@ -94,6 +97,7 @@ class TrainingConfig:
     patch_size: tuple[int, ...] | None = None
     foreground_fraction: float = DEFAULT_FOREGROUND_FRACTION
     augment: bool = True
+    augmentation_scale: float | None = None
     deep_supervision: bool = True
     seed: int = DEFAULT_SEED
     device: DeviceName = "auto"
@@ -122,6 +126,10 @@ class TrainingConfig:
                 f"early stopping patience must be at least 1 epoch, got {self.early_stopping_patience}",
             ),
             (self.num_workers is None or self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}"),
+            (
+                self.augmentation_scale is None or 0 <= self.augmentation_scale <= 1,
+                f"augmentation_scale must be within [0, 1], got {self.augmentation_scale}",
+            ),
             (
                 self.precision in ("auto", "float32", "bfloat16", "float16"),
                 f"precision must be auto, float32, bfloat16 or float16, got {self.precision!r}",

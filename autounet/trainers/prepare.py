@@ -23,6 +23,19 @@ def default_results_folder(dataset_dir: PathType) -> Path:
     return Path(Path(dataset_dir).resolve().name)
 
 
+def training_cases_per_fold(num_cases: int) -> int:
+    """Cases a cross-validation fold trains on: four fifths of them (five folds).
+
+    Examples
+    --------
+    >>> training_cases_per_fold(208)
+    166
+    """
+    from autounet.trainers.splits import NUM_FOLDS
+
+    return num_cases - -(-num_cases // NUM_FOLDS) if num_cases >= NUM_FOLDS else max(num_cases - 1, 1)
+
+
 def prepare_results(
     dataset_dir: PathType,
     results_dir: PathType,
@@ -68,7 +81,10 @@ def prepare_results(
 
             for name in configurations:
                 if name in plans.configurations:
-                    plans, choice = plan_for_budget(plans, name, budget_seconds, device=device, precision=precision)
+                    plans, choice = plan_for_budget(
+                        plans, name, budget_seconds, device=device, precision=precision,
+                        num_training_cases=training_cases_per_fold(len(dataset.training)),
+                    )
                     logger.info("%s for a %.0f min budget: %s", name, budget_seconds / 60, choice.reason)
         plans.save(plans_path)
     elif budget_seconds is not None and not any(

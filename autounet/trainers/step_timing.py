@@ -25,6 +25,7 @@ from autounet.trainers.budget import (
     TARGET_ITERATIONS,
     BudgetCandidate,
     BudgetChoice,
+    augmentation_scale_for,
     choose_for_budget,
     features_for_base,
 )
@@ -183,14 +184,22 @@ def plan_for_budget(
     precision: str = "auto",
     num_workers: int | None = None,
     base_features: Sequence[int] = CANDIDATE_BASE_FEATURES,
+    num_training_cases: int | None = None,
 ) -> tuple[Plans, BudgetChoice]:
     """Plans whose ``configuration_name`` trains the network width that fits ``budget_seconds`` on this device.
+
+    Parameters
+    ----------
+    num_training_cases : int, optional
+        Cases a fold trains on; with it the augmentation is scaled to the run's length
+        (:func:`~autounet.trainers.budget.augmentation_scale_for`), without it augmentation stays nnU-Net's.
 
     Returns
     -------
     plans : Plans
-        A copy with the chosen ``features_per_stage`` and, in the configuration's ``training`` entry, the budget,
-        the measured candidates and the choice (``trainer`` reads nothing from it; it is the record of why).
+        A copy with the chosen ``features_per_stage`` and, in the configuration's ``training`` entry,
+        ``augmentation_scale`` (read by the trainer) and the budget, the measured candidates and the choice (the
+        record of why).
     choice : BudgetChoice
     """
     started = time.monotonic()
@@ -211,6 +220,8 @@ def plan_for_budget(
         "budget_iterations": choice.iterations,
         "budget_measurement_seconds": round(time.monotonic() - started, 1),
     }
+    if num_training_cases is not None:
+        training["augmentation_scale"] = augmentation_scale_for(choice.iterations, choice.candidate.batch_size, num_training_cases)
     changed = configuration.replace(features_per_stage=features, training=training)
     explanation = f"compute-aware ({budget_seconds / 60:.0f} min on {device_name}): {choice.reason}"
     explanations = {**plans.explanations, configuration_name: [*plans.explanations.get(configuration_name, []), explanation]}

@@ -209,8 +209,9 @@ def _loaders(source, plans, conf, config, train_ids, val_ids, context, checkpoin
     batch_size = split_batch_size(conf.batch_size, context)
     start_iteration = int(checkpoint["iteration"]) if checkpoint else 0
     start_epoch = int(checkpoint["epoch"]) if checkpoint else 0
+    augmentation = plan_augmentation(conf.patch_size, config.augment, mask, augmentation_scale(config, conf))
     train = PatchLoader(
-        source, train_ids, batch_size, plan_augmentation(conf.patch_size, config.augment, mask),
+        source, train_ids, batch_size, augmentation,
         config.foreground_fraction, config.seed, context.rank, start_iteration, label_values=plans.label_values,
     )
     if not val_ids or config.validation_iterations == 0:
@@ -221,6 +222,13 @@ def _loaders(source, plans, conf, config, train_ids, val_ids, context, checkpoin
         start_epoch * config.validation_iterations, label_values=plans.label_values,
     )
     return train, validation
+
+
+def augmentation_scale(config: TrainingConfig, configuration: Any) -> float:
+    """The run's augmentation scale: the config's, else the plans' (compute-aware plans), else 1."""
+    if config.augmentation_scale is not None:
+        return float(config.augmentation_scale)
+    return float(configuration.training.get("augmentation_scale", 1.0))
 
 
 def _builtin_callbacks(fold_dir, metadata, header, config, context, device, final_validation) -> list[Callback]:
@@ -323,4 +331,5 @@ def _log_header(conf, config, loss_name, train_ids, val_ids, device, dtype, work
         "val_cases": len(val_ids),
         "seed": config.seed,
         "budget_seconds": config.budget_seconds,
+        "augmentation_scale": augmentation_scale(config, conf) if config.augment else 0.0,
     }

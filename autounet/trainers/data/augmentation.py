@@ -76,6 +76,9 @@ class AugmentationPlan:
         False turns every random transform off (validation batches, tests).
     mask_channels : tuple of int
         Channels normalised inside the non-zero mask: they are set to 0 where the label is -1.
+    probability_scale : float
+        Multiplies the probability of every random transform except mirroring (1 = nnU-Net's; 0 = mirroring
+        only). Short training runs converge faster with less augmentation (docs/training.md, "Wall-clock budget").
     """
 
     patch_size: tuple[int, ...]
@@ -85,6 +88,7 @@ class AugmentationPlan:
     mirror_axes: tuple[int, ...]
     enabled: bool = True
     mask_channels: tuple[int, ...] = field(default_factory=tuple)
+    probability_scale: float = 1.0
 
 
 def enlarged_patch_size(
@@ -117,7 +121,7 @@ def enlarged_patch_size(
 
 
 def plan_augmentation(
-    patch_size: Sequence[int], augment: bool = True, mask_channels: Sequence[int] = ()
+    patch_size: Sequence[int], augment: bool = True, mask_channels: Sequence[int] = (), probability_scale: float = 1.0
 ) -> AugmentationPlan:
     """nnU-Net's rule for rotation ranges, in-plane-only augmentation, mirroring and the enlarged patch.
 
@@ -129,6 +133,8 @@ def plan_augmentation(
         False plans no augmentation (the patch is cut at its final size).
     mask_channels : sequence of int
         Channels normalised inside the non-zero mask.
+    probability_scale : float
+        Factor on the probability of every random transform except mirroring, within [0, 1].
 
     Returns
     -------
@@ -151,6 +157,8 @@ def plan_augmentation(
     (True, (180.0, 0.0, 0.0), (8, 188, 188))
     """
     patch = tuple(int(p) for p in patch_size)
+    if not 0.0 <= probability_scale <= 1.0:
+        raise ValueError(f"probability_scale must be within [0, 1], got {probability_scale}")
     if len(patch) not in (2, 3):
         raise ValueError(f"patch_size must have 2 or 3 axes, got {patch}")
     mirror_axes = tuple(range(len(patch)))
@@ -170,7 +178,9 @@ def plan_augmentation(
         in_plane = False
         rotation = (ROTATION_3D_DEGREES,) * 3
         initial = enlarged_patch_size(patch, rotation)
-    return AugmentationPlan(patch, initial, rotation, in_plane, mirror_axes, True, tuple(mask_channels))
+    if probability_scale == 0.0:  # mirroring only: no rotation or zoom, so no larger patch is needed
+        initial = patch
+    return AugmentationPlan(patch, initial, rotation, in_plane, mirror_axes, True, tuple(mask_channels), probability_scale)
 
 
 class _MergeAxisIntoChannels(AbstractTransform):
@@ -254,6 +264,7 @@ def build_transforms(plan: AugmentationPlan) -> Compose:
     if not plan.enabled:
         return Compose([_CenterCrop(plan.patch_size), _MaskOutside(plan.mask_channels)])
     transforms: list[AbstractTransform] = []
+    scale = plan.probability_scale
     radians = [math.radians(d) for d in plan.rotation_degrees] + [0.0, 0.0]
     spatial_patch = plan.patch_size[1:] if plan.in_plane_only else plan.patch_size
     if plan.in_plane_only:
@@ -278,30 +289,30 @@ def build_transforms(plan: AugmentationPlan) -> Compose:
             order_seg=SEG_ORDER,
             random_crop=False,
             p_el_per_sample=0,
-            p_scale_per_sample=P_SCALE,
-            p_rot_per_sample=P_ROTATION,
+            p_scale_per_sample=P_SCALE * scale,
+            p_rot_per_sample=P_ROTATION * scale,
             independent_scale_for_each_axis=False,
         )
     )
     if plan.in_plane_only:
         transforms.append(_SplitChannelsIntoAxis())
     transforms += [
-        GaussianNoiseTransform(noise_variance=NOISE_VARIANCE, p_per_sample=P_NOISE),
-        GaussianBlurTransform(BLUR_SIGMA, different_sigma_per_channel=True, p_per_sample=P_BLUR, p_per_channel=P_BLUR_CHANNEL),
-        BrightnessMultiplicativeTransform(multiplier_range=BRIGHTNESS_RANGE, p_per_sample=P_BRIGHTNESS),
-        ContrastAugmentationTransform(contrast_range=CONTRAST_RANGE, p_per_sample=P_CONTRAST),
+        GaussianNoiseTransform(noise_variance=NOISE_VARIANCE, p_per_sample=P_NOISE * scale),
+        GaussianBlurTransform(BLUR_SIGMA, different_sigma_per_channel=True, p_per_sample=P_BLUR * scale, p_per_channel=P_BLUR_CHANNEL),
+        BrightnessMultiplicativeTransform(multiplier_range=BRIGHTNESS_RANGE, p_per_sample=P_BRIGHTNESS * scale),
+        ContrastAugmentationTransform(contrast_range=CONTRAST_RANGE, p_per_sample=P_CONTRAST * scale),
         SimulateLowResolutionTransform(
             zoom_range=LOW_RESOLUTION_ZOOM,
             per_channel=True,
             p_per_channel=P_LOW_RESOLUTION_CHANNEL,
             order_downsample=0,
             order_upsample=LOW_RESOLUTION_UPSAMPLE_ORDER,
-            p_per_sample=P_LOW_RESOLUTION,
+            p_per_sample=P_LOW_RESOLUTION * scale,
             # Never resample the coarse axis of in-plane-augmented data (nnU-Net's ignore_axes).
             ignore_axes=(0,) if plan.in_plane_only else None,
         ),
-        GammaTransform(GAMMA_RANGE, invert_image=True, per_channel=True, retain_stats=True, p_per_sample=P_GAMMA_INVERTED),
-        GammaTransform(GAMMA_RANGE, invert_image=False, per_channel=True, retain_stats=True, p_per_sample=P_GAMMA),
+        GammaTransform(GAMMA_RANGE, invert_image=True, per_channel=True, retain_stats=True, p_per_sample=P_GAMMA_INVERTED * scale),
+        GammaTransform(GAMMA_RANGE, invert_image=False, per_channel=True, retain_stats=True, p_per_sample=P_GAMMA * scale),
     ]
     if plan.mirror_axes:
         transforms.append(MirrorTransform(plan.mirror_axes))

@@ -162,3 +162,18 @@ def test_label_values_with_gaps_become_class_indices():
     for iteration in range(10):
         values |= set(np.unique(loader.batch(iteration)["seg"]).tolist())
     assert values <= {0, 1, 2} and 2 in values
+
+
+def test_augmentation_scale_zero_leaves_only_mirroring():
+    plan = plan_augmentation((8, 12, 12), probability_scale=0.0)
+    assert plan.initial_patch_size == (8, 12, 12) and plan.enabled
+    from autounet.trainers.data import build_transforms
+
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(4, 1, 8, 12, 12)).astype(np.float32)
+    out = build_transforms(plan)(data=data.copy(), seg=np.zeros((4, 1, 8, 12, 12), np.float32))["data"]
+    for original, augmented in zip(data, out):  # the same voxels, possibly flipped
+        flips = [np.flip(original, axes) for axes in [(), (1,), (2,), (3,), (1, 2), (1, 3), (2, 3), (1, 2, 3)]]
+        assert any(np.array_equal(f, augmented) for f in flips)
+    with pytest.raises(ValueError, match="probability_scale"):
+        plan_augmentation((8, 8, 8), probability_scale=1.5)
