@@ -51,7 +51,9 @@ class AttentionGate(nn.Module):
     ((1, 1, 8, 8), True, torch.Size([1, 4, 8, 8]))
     """
 
-    def __init__(self, skip_channels: int, gating_channels: int, stride: Sequence[int], inter_channels: int | None = None) -> None:
+    def __init__(
+        self, skip_channels: int, gating_channels: int, stride: Sequence[int], inter_channels: int | None = None
+    ) -> None:
         super().__init__()
         inter = inter_channels or max(1, skip_channels // 2)
         ones = (1,) * len(stride)

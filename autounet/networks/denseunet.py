@@ -159,7 +159,9 @@ class DenseUNet(SegmentationNetwork):
         )
         stages = []
         channels = in_channels
-        for features, kernel, stride, rate in zip(topology.features_per_stage, topology.kernel_sizes, topology.strides, growth):
+        for features, kernel, stride, rate in zip(
+            topology.features_per_stage, topology.kernel_sizes, topology.strides, growth
+        ):
             stages.append(DenseStage(channels, features, kernel, stride, n_layers, rate))
             channels = features
         decoder_growth = iter(growth[-2::-1])  # BlockDecoder builds its stages deepest first

@@ -9,13 +9,14 @@ average pooling through a 1x1 convolution; both are added to the bottleneck feat
 
 Adapted to the planned topology: encoder and decoder are those of ``unet``; the dilated convolutions use the
 bottleneck's planned kernel (so a ``1x3x3`` kernel stays in-plane), each branch has a quarter of the
-bottleneck's features, and instance norm + LeakyReLU follow every convolution except in the pooling branch (a 1-voxel map
-has no spatial statistics), which is added after the projection's norm rather than concatenated before it
-(instance norm would subtract its per-sample constant, DeepLab's batch norm does not). Rates adapted to the bottleneck size: nnU-Net's planner pools down to a 4-8 voxel
-bottleneck, where DeepLab's rates (6, 12, 18) would sample only padding, so each rate is clipped per axis to
-:func:`usable_dilation`, the largest dilation whose outer taps still fall inside the map, at run time from the
-actual bottleneck shape (an axis with kernel 1 is never dilated). The Hippocampus plan (bottleneck 5x7x5) turns
-the default rates (1, 2, 3) into (1, 1, 1), (2, 2, 2) and (2, 3, 2).
+bottleneck's features, and instance norm + LeakyReLU follow every convolution except in the pooling branch (a
+1-voxel map has no spatial statistics), which is added after the projection's norm rather than concatenated
+before it (instance norm would subtract its per-sample constant; DeepLab's batch norm does not).
+Rates adapted to the bottleneck size: nnU-Net's planner pools down to a 4-8 voxel bottleneck, where DeepLab's
+rates (6, 12, 18) would sample only padding, so each rate is clipped per axis, at run time from the actual
+bottleneck shape, to :func:`usable_dilation`, the largest dilation whose dilated kernel still fits in the map (an
+axis with kernel 1 is never dilated). The Hippocampus plan (bottleneck 5x7x5) turns the default rates (1, 2, 3)
+into (1, 1, 1), (2, 2, 2) and (2, 3, 2).
 Family option (``network_kwargs``): ``rates`` (default ``(1, 2, 3)``).
 """
 
@@ -48,7 +49,8 @@ branches is as wide as the bottleneck (DeepLab v3: 256 per branch on 2048 featur
 def usable_dilation(rate: int, kernel_size: Sequence[int], size: Sequence[int]) -> tuple[int, ...]:
     """Per-axis dilation: ``rate`` clipped to ``(size - 1) // (kernel - 1)`` (1 on axes with kernel 1).
 
-    A larger dilation would put every off-centre tap of a voxel outside the map, where it only sees padding.
+    That is the largest dilation whose dilated kernel, ``(kernel - 1) * dilation + 1`` voxels, fits in the map;
+    with a larger one even the centre voxel's outer taps land in the padding.
 
     Examples
     --------

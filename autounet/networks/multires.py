@@ -10,12 +10,13 @@ shallowest skip gets the longest chain (4, 3, 2, 1 in the paper's five-level net
 Adapted to the planned topology: ``U = features_per_stage[s]``, ``W = 1.67 U`` split ``int(0.167 W)``,
 ``int(0.333 W)``, ``int(0.5 W)`` (51 channels for U = 32, as in the paper); a Res path reduces a skip to ``U``
 channels and the decoder upsamples to ``U`` channels, so each decoder block sees ``2 U`` channels as in the
-paper. The planned kernel replaces 3x3 (e.g. 1x3x3 on anisotropic stages). The first convolution of an encoder block is strided (strided-conv downsampling instead
-of max pooling) and the shortcut average-pools before its 1x1 projection. Res path at depth ``i`` has
-``n_stages - 1 - i`` units. One MultiRes block per stage: ``n_conv_per_stage`` is validated but not used.
-The paper's batch norm of the concatenation is left out: each of the three outputs is already normalised, and
-a second instance norm would make the scale of a branch's norm weight invisible to the loss (zero gradient).
-Instance norm and LeakyReLU replace batch norm and ReLU; upsampling is a transposed convolution as in the paper.
+paper. The planned kernel replaces 3x3 (e.g. 1x3x3 on anisotropic stages). The first convolution of an encoder
+block is strided (strided-conv downsampling instead of max pooling) and the shortcut average-pools before its
+1x1 projection. The Res path at depth ``i`` has ``n_stages - 1 - i`` units. One MultiRes block per stage:
+``n_conv_per_stage`` is validated but not used. The paper's batch norm of the concatenation is left out: each of
+the three outputs is already normalised, and a second instance norm would make the scale of a branch's norm
+weight invisible to the loss (zero gradient). Instance norm and LeakyReLU replace batch norm and ReLU;
+upsampling is a transposed convolution as in the paper.
 """
 
 from __future__ import annotations
@@ -67,7 +68,9 @@ class MultiResBlock(nn.Module):
     (torch.Size([1, 12, 4, 4, 4]), 12)
     """
 
-    def __init__(self, in_channels: int, features: int, kernel_size: Sequence[int], stride: Sequence[int] | None = None) -> None:
+    def __init__(
+        self, in_channels: int, features: int, kernel_size: Sequence[int], stride: Sequence[int] | None = None
+    ) -> None:
         super().__init__()
         stride = tuple(stride) if stride is not None else (1,) * len(kernel_size)
         first, second, third = multires_split(features)

@@ -62,7 +62,9 @@ class NestedDecoder(nn.Module):
         for i in range(n - 1):
             channels, below, stride = encoder_channels[i], encoder_channels[i + 1], topology.strides[i + 1]
             n_convs = topology.n_conv_per_stage_decoder[n - 2 - i]  # decoder stages are listed deepest first
-            upsamplers.append(nn.ModuleList(transposed(below, channels, stride, stride, bias=True) for _ in range(1, n - i)))
+            upsamplers.append(
+                nn.ModuleList(transposed(below, channels, stride, stride, bias=True) for _ in range(1, n - i))
+            )
             nodes.append(nn.ModuleList(
                 StackedConvs(n_convs, (j + 1) * channels, channels, topology.kernel_sizes[i]) for j in range(1, n - i)
             ))

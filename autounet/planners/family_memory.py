@@ -90,7 +90,8 @@ def _resunet(voxels, features, n_conv, n_conv_decoder, kwargs) -> int:
         total += _residual_unit(n, channels, f, v, v if s > 0 else None)
         channels = f
     for s, d in _decoder_levels(len(features)):
-        total += 2 * features[d] * voxels[d] + _residual_unit(n_conv_decoder[s], 2 * features[d], features[d], voxels[d], None)
+        f, v = features[d], voxels[d]
+        total += 2 * f * v + _residual_unit(n_conv_decoder[s], 2 * f, f, v, None)  # concatenation, unit
     return total
 
 
@@ -133,7 +134,8 @@ def _r2unet(voxels, features, n_conv, n_conv_decoder, kwargs) -> int:
 
     encoder = sum(block(n, f, v) for n, f, v in zip(n_conv, features, voxels))
     decoder = sum(
-        2 * features[d] * voxels[d] + block(n_conv_decoder[s], features[d], voxels[d]) for s, d in _decoder_levels(len(features))
+        2 * features[d] * voxels[d] + block(n_conv_decoder[s], features[d], voxels[d])
+        for s, d in _decoder_levels(len(features))
     )
     return encoder + decoder
 
