@@ -47,6 +47,11 @@ def overlap_statistics(
     -------
     tp, predicted, true : Tensor of shape (N, C') or (C',)
 
+    Raises
+    ------
+    ValueError
+        When the logits have one channel or the target's shape does not match.
+
     Examples
     --------
     >>> logits = torch.log(torch.tensor([[[0.1, 0.2, 0.8, 0.9], [0.9, 0.8, 0.2, 0.1]]]))
@@ -56,6 +61,10 @@ def overlap_statistics(
     """
     with torch.autocast(device_type=logits.device.type, enabled=False):
         labels, valid = split_target(target, logits, ignore_label)
+        if logits.shape[1] < 2:
+            raise ValueError(
+                f"logits have {logits.shape[1]} channel; softmax losses need one channel per class, background included"
+            )
         probabilities = torch.softmax(logits.float(), dim=1)
         with torch.no_grad():
             truth = one_hot(labels, probabilities.shape[1])

@@ -17,6 +17,15 @@ def register_loss(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..
 
     The loss is called as ``loss(logits, target)`` with logits ``(N, C, *spatial)`` and integer labels
     ``(N, 1, *spatial)`` or ``(N, *spatial)`` and returns a scalar float32 tensor.
+
+    Examples
+    --------
+    In a module imported by ``autounet/losses/__init__.py``::
+
+        @register_loss("l1_softmax")
+        class L1SoftmaxLoss(nn.Module):
+            def forward(self, logits, target):
+                ...
     """
     return LOSSES.register(name)
 

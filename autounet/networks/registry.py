@@ -17,6 +17,16 @@ def register_network(name: str) -> Callable[[Callable[..., nn.Module]], Callable
 
     The constructor must accept the common signature ``(in_channels, num_classes, features_per_stage,
     kernel_sizes, strides, n_conv_per_stage=2, n_conv_per_stage_decoder=2, deep_supervision=True, **kwargs)``.
+
+    Examples
+    --------
+    In ``autounet/networks/my_unet.py`` (imported by ``autounet/networks/__init__.py``)::
+
+        @register_network("my_unet")
+        class MyUNet(SegmentationNetwork):
+            def __init__(self, in_channels, num_classes, features_per_stage, kernel_sizes, strides,
+                         n_conv_per_stage=2, n_conv_per_stage_decoder=2, deep_supervision=True):
+                ...
     """
     return NETWORKS.register(name)
 

@@ -27,6 +27,18 @@ class SegmentationNetwork(nn.Module):
     deep_supervision : bool
         When true ``forward`` returns a list of logits, full resolution first, one per decoder stage; set it to
         false for inference to get one ``(N, num_classes, *spatial)`` tensor.
+
+    Examples
+    --------
+    >>> from autounet.networks.decoder import UNetDecoder
+    >>> from autounet.networks.encoders import plain_encoder
+    >>> from autounet.networks.topology import validate_topology
+    >>> topology = validate_topology([4, 8], [[3, 3], [3, 3]], [[1, 1], [2, 2]])
+    >>> encoder = plain_encoder(topology, in_channels=1)
+    >>> decoder = UNetDecoder(encoder.output_channels, topology, num_classes=2, deep_supervision=False)
+    >>> net = SegmentationNetwork(encoder, decoder, topology, in_channels=1, num_classes=2)
+    >>> net(torch.zeros(1, 1, 8, 8)).shape
+    torch.Size([1, 2, 8, 8])
     """
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, topology: Topology, in_channels: int, num_classes: int) -> None:

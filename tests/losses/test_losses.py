@@ -122,6 +122,8 @@ def test_target_shape_mismatch_says_what_to_do() -> None:
     logits, target = _batch()
     with pytest.raises(ValueError, match="downsample the target"):
         create_loss("dice_ce")(logits, target[..., ::2])
+    with pytest.raises(ValueError, match="softmax losses need one channel per class"):
+        create_loss("dice")(logits[:, :1], target)
     with pytest.raises(ValueError, match="target has 3 channels"):
         split_target(torch.zeros(2, 3, 4), torch.zeros(2, 3, 4))
 
