@@ -164,15 +164,29 @@ def measure_candidates(
     batch_seconds = measure_batch_seconds(configuration, plans) if workers == 0 else 0.0
     validation_share = config.validation_iterations / (3 * config.iterations_per_epoch)
     available = budget_seconds * (1 - RESERVED_FRACTION)
-    candidates = []
-    for base in sorted(set(base_features)):
-        variant = configuration.replace(features_per_stage=features_for_base(base, configuration.n_stages, cap))
-        step = measure_step_seconds(variant, plans, torch_device, dtype)
-        seconds = step * (1 + validation_share) + batch_seconds
-        candidates.append(BudgetCandidate(base, configuration.batch_size, configuration.patch_size, seconds))
-        logger.info("base features %d: step %.3f s, data %.3f s -> %.3f s per iteration", base, step, batch_seconds, seconds)
-        if available / seconds < TARGET_ITERATIONS:
-            break
+    candidates: list[BudgetCandidate] = []
+    threads = torch.get_num_threads()
+    try:
+        for base in sorted(set(base_features)):
+            variant = configuration.replace(features_per_stage=features_for_base(base, configuration.n_stages, cap))
+            if not candidates and torch_device.type == "cpu" and threads > 1:
+                # As the trainer does (ThreadTuner): on a busy machine one thread can be faster than all of them.
+                timed = {}
+                for count in (threads, 1):
+                    torch.set_num_threads(count)
+                    timed[count] = measure_step_seconds(variant, plans, torch_device, dtype)
+                torch.set_num_threads(min(timed, key=lambda count: timed[count]))
+                step = min(timed.values())
+                logger.info("CPU threads for the measurement: %s s per step", timed)
+            else:
+                step = measure_step_seconds(variant, plans, torch_device, dtype)
+            seconds = step * (1 + validation_share) + batch_seconds
+            candidates.append(BudgetCandidate(base, configuration.batch_size, configuration.patch_size, seconds))
+            logger.info("base features %d: step %.3f s, data %.3f s -> %.3f s per iteration", base, step, batch_seconds, seconds)
+            if available / seconds < TARGET_ITERATIONS:
+                break
+    finally:
+        torch.set_num_threads(threads)
     return candidates
 
 
