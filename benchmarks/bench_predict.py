@@ -16,7 +16,7 @@ nnU-Net's ``init_s``; ``--cli`` instead runs ``autounet predict`` in a subproces
 ``ct`` predicts one synthetic 512x512x300 int16 CT (1 x 0.7 x 0.7 mm, resampled to 1 x 0.8 x 0.8 mm) with a small
 network through ``autounet predict --workers 0`` in a fresh process and reports that process's peak resident memory
 next to the sizes the bound in docs/inference.md is made of. ``agreement`` compares bfloat16 and float32 predictions of a trained model (Dice between the two label maps
-and against the references).
+and against the references) on the validation cases of ``--folds K`` (from the model's ``splits.json``).
 
 Every mode prints JSON lines with wall time, this process tree's CPU time and how many cores other processes kept
 busy meanwhile (the machine is shared; repeat when ``others_cores`` is high).
@@ -251,7 +251,13 @@ def agreement(args: argparse.Namespace) -> None:
     from autounet.inference import Predictor
     from autounet.io import read_image
 
-    images = sorted(p for p in (args.dataset / "imagesTr").iterdir() if p.name.endswith(".nii.gz"))[-args.cases:]
+    splits = args.model / "splits.json"
+    if splits.is_file() and args.folds and len(args.folds) == 1 and str(args.folds[0]).isdigit():
+        # the fold's validation cases: the model has not seen them
+        names = json.loads(splits.read_text())[int(args.folds[0])]["val"]
+        images = [args.dataset / "imagesTr" / f"{name}.nii.gz" for name in sorted(names)]
+    else:
+        images = sorted(p for p in (args.dataset / "imagesTr").iterdir() if p.name.endswith(".nii.gz"))[-args.cases:]
     runs = {}
     for name, dtype in (("float32", None), ("bfloat16", torch.bfloat16)):
         predictor = Predictor.from_model_folder(args.model, folds=args.folds, device="cpu", autocast_dtype=dtype)
