@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autounet.cli.common import add_progress_option, add_workers_option
+from autounet.cli.common import add_progress_option, add_workers_option, parse_duration
 
 if TYPE_CHECKING:
     from autounet.fingerprint import Fingerprint
@@ -35,6 +35,12 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
     add("--configurations", nargs="+", metavar="NAME",
         help="plan only these: 2d 3d_fullres 3d_lowres 3d_cascade_fullres")
     add("--network", help="network family registry name (default: unet)")
+    add("--budget", type=parse_duration, dest="budget_seconds", metavar="TIME",
+        help="compute-aware: time one fold's training may take (e.g. 30m); measures candidate networks on this "
+        "device and chooses width, batch and iterations for it (docs/planning.md)")
+    add("--device", default="auto", help="with --budget: device training will use (auto, cpu, cuda, cuda:N, mps)")
+    add("--precision", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
+        help="with --budget: training precision (default auto: bf16 on CPU, fp16 on GPU)")
     add("--explain", action="store_true", help="print why each value was chosen")
     add_workers_option(parser)
     add_progress_option(parser)
@@ -54,12 +60,22 @@ def run(args: argparse.Namespace) -> int:
         use_mask_for_norm=use_mask,
     )
     plans = plan_experiment(fingerprint, memory_budget_gb=args.memory_budget_gb, overrides=overrides)
+    if args.budget_seconds is not None:
+        from autounet.trainers.prepare import training_cases_per_fold
+        from autounet.trainers.step_timing import plan_configurations_for_budget
+
+        plans = plan_configurations_for_budget(
+            plans, args.budget_seconds, device=args.device, precision=args.precision,
+            num_training_cases=training_cases_per_fold(fingerprint.num_cases),
+        )
     plans.save(output)
     print(f"{plans.dataset_name}: transpose {list(plans.transpose_forward)}, planned for {plans.memory_budget_gb:g} GB")
     for name, conf in plans.configurations.items():
         print(
             f"  {name}: spacing {[round(s, 4) for s in conf.spacing]} patch {list(conf.patch_size)} "
             f"batch {conf.batch_size} stages {conf.n_stages}"
+            + (f" features {list(conf.features_per_stage)}, {conf.training['budget_iterations']} iterations"
+               if "budget_iterations" in conf.training else "")
         )
     if args.explain:
         print(format_explanations(plans))

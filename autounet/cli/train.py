@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from pathlib import Path
 
 from autounet.cli.common import add_progress_option, parse_duration
@@ -41,6 +42,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    started = time.monotonic()  # the budget covers everything from here: preparation, training, final validation
+    from autounet.errors import AutounetError
     from autounet.trainers import TrainingConfig, train_fold
     from autounet.trainers.prepare import default_results_folder, is_results_folder, prepare_results
 
@@ -57,12 +60,20 @@ def run(args: argparse.Namespace) -> int:
         dataset = args.target
         results = prepare_results(dataset, args.results or default_results_folder(dataset), [args.configuration],
                                   progress=args.progress, budget_seconds=args.budget_seconds,
-                                  device=args.device or "auto", precision=args.precision or "auto")
+                                  device=args.device or "auto", precision=args.precision or "auto",
+                                  started=started)
+    if args.budget_seconds is not None:
+        remaining = args.budget_seconds - (time.monotonic() - started)
+        if remaining <= 0:
+            raise AutounetError(f"preparing {results} took the whole budget of {args.budget_seconds:.0f} s; "
+                                "give a larger --budget, or train from the prepared results folder")
+        config = config.replace(budget_seconds=remaining)
     result = train_fold(results, args.configuration, args.fold, config, resume=args.resume, dataset=dataset)
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
         return 0
     print(f"{result.configuration} fold {result.fold}: {result.epochs} epochs, {result.iterations} iterations, "
-          f"{result.elapsed_seconds / 60:.1f} min; outputs in {result.fold_dir}")
+          f"{result.elapsed_seconds / 60:.1f} min ({(time.monotonic() - started) / 60:.1f} min with preparation); "
+          f"outputs in {result.fold_dir}")
     if result.stop_reason:
         print(f"  stopped early: {result.stop_reason}")
     if result.validation and "mean_dice" in result.validation:

@@ -148,19 +148,32 @@ def run_pipeline(dataset_dir: PathType, results_root: PathType = "results", opti
             dataset, output=results_dir / "fingerprint.json", workers=options.workers, progress=options.progress
         )
     plans_path = results_dir / "plans.json"
+    fresh_plans = options.replan or not plans_path.is_file()
     with log.stage("plan"):
-        if options.replan or not plans_path.is_file():
+        if fresh_plans:
             overrides = PlanOverrides(network=options.network) if options.network else None
-            plan_experiment(fingerprint, memory_budget_gb=options.gpu_memory_gb, overrides=overrides).save(plans_path)
+            plans = plan_experiment(fingerprint, memory_budget_gb=options.gpu_memory_gb, overrides=overrides)
         else:
             logger.info("keeping the existing plans in %s (use replan to plan again)", plans_path)
-        plans = load_plans(plans_path)
+            plans = load_plans(plans_path)
     configurations = _choose_configurations(plans, options.configurations)
     summary.configurations = configurations
 
+    # Compute-aware planning changes widths and batches, never the preprocessed arrays: preprocess first, so the
+    # time left for training is known when the networks are chosen; the plans are written once complete.
     with log.stage("preprocess"):
         preprocess_dataset(
             dataset, plans, configurations, results_dir / "preprocessed", workers=options.workers, progress=options.progress
+        )
+    if fresh_plans:
+        if options.budget_seconds is not None:
+            with log.stage("plan_for_budget") as entry:
+                plans = _plan_for_budget(plans, configurations, fingerprint.num_cases, options, started, entry)
+        plans.save(plans_path)
+    elif options.budget_seconds is not None and not any("budget_seconds" in plans.configuration(c).training for c in configurations):
+        summary.notes.append(
+            f"{plans_path} was not planned for a time budget: only the schedules are fitted to it (pass --replan to "
+            "choose the networks for the budget too)"
         )
 
     with log.stage("train"):
@@ -175,6 +188,39 @@ def run_pipeline(dataset_dir: PathType, results_root: PathType = "results", opti
         summary.report = _write_report(results_dir, log)
     summary.stages = dict(log.data["stages"])
     return summary
+
+
+def per_fold_budget(budget_seconds: float, elapsed_seconds: float, folds_left: int) -> float:
+    """Seconds for the next of ``folds_left`` folds: what is left of the budget, less the selection reserve, shared
+    equally (recomputed before every fold, so time a fold saves goes to the next).
+
+    Examples
+    --------
+    >>> round(per_fold_budget(6000, 30, 5), 1)
+    1158.0
+    >>> per_fold_budget(100, 200, 2)
+    -51.5
+    """
+    remaining = budget_seconds * (1 - SELECTION_RESERVE_FRACTION) - elapsed_seconds
+    return remaining / max(folds_left, 1)
+
+
+def _plan_for_budget(plans, configurations, num_cases, options: RunOptions, started: float, entry: dict) -> Any:
+    """Compute-aware plans: each configuration's network chosen for the per-fold share of what is left."""
+    from autounet.trainers.prepare import training_cases_per_fold
+    from autounet.trainers.step_timing import plan_configurations_for_budget
+
+    assert options.budget_seconds is not None
+    trainable = [c for c in configurations if not plans.configuration(c).previous_stage]
+    per_fold = per_fold_budget(options.budget_seconds, time.monotonic() - started, len(configurations) * len(options.folds))
+    entry["per_fold_seconds"] = round(per_fold, 1)
+    if per_fold < MIN_USEFUL_FOLD_SECONDS:
+        logger.warning("only %.0f s per fold: planning the networks for %.0f s", per_fold, MIN_USEFUL_FOLD_SECONDS)
+        per_fold = MIN_USEFUL_FOLD_SECONDS
+    return plan_configurations_for_budget(
+        plans, per_fold, trainable, device=options.training.device, precision=options.training.precision,
+        num_training_cases=training_cases_per_fold(num_cases),
+    )
 
 
 def _choose_configurations(plans, requested: Sequence[str] | None) -> list[str]:
@@ -227,9 +273,7 @@ def _train_all(
     for index, (configuration, fold) in enumerate(todo):
         config = training
         if options.budget_seconds is not None:
-            elapsed = time.monotonic() - started
-            remaining = options.budget_seconds * (1 - SELECTION_RESERVE_FRACTION) - elapsed
-            per_fold = remaining / (len(todo) - index)
+            per_fold = per_fold_budget(options.budget_seconds, time.monotonic() - started, len(todo) - index)
             if per_fold < MIN_USEFUL_FOLD_SECONDS:
                 notes.append(
                     f"only {max(per_fold, 0):.0f} s left for {configuration} fold {fold}: the budget is too small for "

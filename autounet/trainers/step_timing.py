@@ -1,9 +1,10 @@
 """Measure training iterations of candidate networks on this device, and plan a configuration for a time budget.
 
-The compute-aware mode: :func:`plan_for_budget` times a few training steps of the configuration's network at several
-widths (narrowest first, on random data of the patch size) plus the data pipeline, and lets the pure rule
-:func:`autounet.trainers.budget.choose_for_budget` pick the width that fits the budget. It returns new plans; nothing
-is written. ``autounet plan --budget`` and ``autounet train DATASET ... --budget`` use it.
+The compute-aware mode: :func:`plan_for_budget` gives the planner's
+:func:`autounet.planners.time_budget.plan_for_time_budget` an :class:`IterationTimer`, which times a few training
+steps of each candidate network (on random data of the patch size) plus the data pipeline; the planner's pure rule
+picks the width and batch that fit the budget. It returns new plans; nothing is written. ``autounet plan --budget``,
+``autounet train DATASET ... --budget`` and ``autounet run --budget`` use it when they make the plans.
 """
 
 from __future__ import annotations
@@ -19,16 +20,8 @@ import numpy as np
 import torch
 
 from autounet.planners.plans import ConfigurationPlan, Plans
+from autounet.planners.time_budget import CANDIDATE_BASE_FEATURES, BudgetChoice, plan_for_time_budget
 from autounet.trainers import components
-from autounet.trainers.budget import (
-    CANDIDATE_BASE_FEATURES,
-    TARGET_ITERATIONS,
-    BudgetCandidate,
-    BudgetChoice,
-    augmentation_scale_for,
-    choose_for_budget,
-    features_for_base,
-)
 from autounet.trainers.config import TrainingConfig
 from autounet.trainers.data.augmentation import plan_augmentation
 from autounet.trainers.data.loader import PatchLoader
@@ -38,9 +31,6 @@ from autounet.trainers.trainer import Trainer
 
 logger = logging.getLogger(__name__)
 
-#: Share of a budget set aside for setup and the final validation when choosing a width (the trainer later fits
-#: the exact number of iterations from its own measurements).
-RESERVED_FRACTION = 0.08
 #: Untimed and timed steps per candidate; the first steps of a network are slow while kernels are chosen.
 WARMUP_STEPS, TIMED_STEPS = 2, 3
 
@@ -138,56 +128,64 @@ def measure_batch_seconds(configuration: ConfigurationPlan, plans: Plans, batche
     return (time.perf_counter() - start) / batches
 
 
-def measure_candidates(
-    plans: Plans,
-    configuration_name: str,
-    budget_seconds: float,
-    base_features: Sequence[int] = CANDIDATE_BASE_FEATURES,
-    device: str = "auto",
-    precision: str = "auto",
-    num_workers: int | None = None,
-    config: TrainingConfig | None = None,
-) -> list[BudgetCandidate]:
-    """Time one iteration of the configuration's network at each width, narrowest first.
+class IterationTimer:
+    """``timer(configuration) -> seconds per training iteration`` on a device: the measuring callable of
+    :func:`autounet.planners.time_budget.plan_for_time_budget`.
 
-    The time of an iteration is the step, plus the batch time when batches are made in-process (the default on
-    CPUs with few cores), plus the validation batches' share (forward only, about a third of a step each). Wider
-    networks are not measured once one cannot reach :data:`~autounet.trainers.budget.TARGET_ITERATIONS` in the
-    budget (a wider one would be slower still).
+    The time of an iteration is the step (:func:`measure_step_seconds`), plus the batch time when batches are made
+    in-process (the default on CPUs with few cores, :func:`measure_batch_seconds`), plus the per-epoch validation
+    batches' share (forward only, about a third of a step each). On a CPU with several threads the first call also
+    times one thread and keeps the faster count for every later measurement, as training does (``ThreadTuner``):
+    on a busy machine one thread can beat all of them.
+
+    Parameters
+    ----------
+    plans : Plans
+    device : torch.device
+    dtype : torch.dtype
+        Autocast dtype (float32 = none).
+    num_workers : int
+        Data workers of the training run (0: batches are made in the training process and cost iteration time).
+    config : TrainingConfig
+        For the validation batches per epoch.
     """
-    config = config or TrainingConfig()
-    torch_device = resolve_device(device)
-    dtype = resolve_precision(precision, torch_device)
-    configuration = plans.configuration(configuration_name)
-    cap = max(configuration.features_per_stage)
-    workers = num_workers if num_workers is not None else default_num_workers(torch_device.type, _cores())
-    batch_seconds = measure_batch_seconds(configuration, plans) if workers == 0 else 0.0
-    validation_share = config.validation_iterations / (3 * config.iterations_per_epoch)
-    available = budget_seconds * (1 - RESERVED_FRACTION)
-    candidates: list[BudgetCandidate] = []
-    threads = torch.get_num_threads()
-    try:
-        for base in sorted(set(base_features)):
-            variant = configuration.replace(features_per_stage=features_for_base(base, configuration.n_stages, cap))
-            if not candidates and torch_device.type == "cpu" and threads > 1:
-                # As the trainer does (ThreadTuner): on a busy machine one thread can be faster than all of them.
-                timed = {}
-                for count in (threads, 1):
-                    torch.set_num_threads(count)
-                    timed[count] = measure_step_seconds(variant, plans, torch_device, dtype)
-                torch.set_num_threads(min(timed, key=lambda count: timed[count]))
-                step = min(timed.values())
-                logger.info("CPU threads for the measurement: %s s per step", timed)
-            else:
-                step = measure_step_seconds(variant, plans, torch_device, dtype)
-            seconds = step * (1 + validation_share) + batch_seconds
-            candidates.append(BudgetCandidate(base, configuration.batch_size, configuration.patch_size, seconds))
-            logger.info("base features %d: step %.3f s, data %.3f s -> %.3f s per iteration", base, step, batch_seconds, seconds)
-            if available / seconds < TARGET_ITERATIONS:
-                break
-    finally:
-        torch.set_num_threads(threads)
-    return candidates
+
+    def __init__(self, plans: Plans, device: torch.device, dtype: torch.dtype, num_workers: int, config: TrainingConfig) -> None:
+        self.plans = plans
+        self.device = device
+        self.dtype = dtype
+        self.num_workers = num_workers
+        self.config = config
+        self.threads: int | None = None
+        self._batch_seconds: dict[int, float] = {}
+
+    def _step_seconds(self, configuration: ConfigurationPlan) -> float:
+        threads = torch.get_num_threads()
+        if self.threads is not None or self.device.type != "cpu" or threads == 1:
+            return measure_step_seconds(configuration, self.plans, self.device, self.dtype)
+        timed = {}
+        for count in (threads, 1):
+            torch.set_num_threads(count)
+            timed[count] = measure_step_seconds(configuration, self.plans, self.device, self.dtype)
+        self.threads = min(timed, key=lambda count: timed[count])
+        torch.set_num_threads(self.threads)
+        logger.info("CPU threads for the measurement: %s s per step -> %d", timed, self.threads)
+        return timed[self.threads]
+
+    def __call__(self, configuration: ConfigurationPlan) -> float:
+        step = self._step_seconds(configuration)
+        batch = 0.0
+        if self.num_workers == 0:
+            if configuration.batch_size not in self._batch_seconds:
+                self._batch_seconds[configuration.batch_size] = measure_batch_seconds(configuration, self.plans)
+            batch = self._batch_seconds[configuration.batch_size]
+        validation_share = self.config.validation_iterations / (3 * self.config.iterations_per_epoch)
+        seconds = step * (1 + validation_share) + batch
+        logger.info(
+            "features %s batch %d: step %.3f s, data %.3f s -> %.3f s per iteration",
+            list(configuration.features_per_stage), configuration.batch_size, step, batch, seconds,
+        )
+        return seconds
 
 
 def plan_for_budget(
@@ -199,53 +197,86 @@ def plan_for_budget(
     num_workers: int | None = None,
     base_features: Sequence[int] = CANDIDATE_BASE_FEATURES,
     num_training_cases: int | None = None,
+    config: TrainingConfig | None = None,
 ) -> tuple[Plans, BudgetChoice]:
     """Plans whose ``configuration_name`` trains the network width that fits ``budget_seconds`` on this device.
 
+    Times candidates with an :class:`IterationTimer` and lets
+    :func:`autounet.planners.time_budget.plan_for_time_budget` choose (the rule and what is recorded are
+    documented there and in docs/planning.md, "Compute-aware planning").
+
     Parameters
     ----------
+    plans : Plans
+    configuration_name : str
+    budget_seconds : float
+        Wall-clock budget of one fold's training, final validation included.
+    device, precision : str
+        As for training (``"auto"``: the device and precision training will use).
+    num_workers : int, optional
+        Data workers training will use (default: per device).
+    base_features : sequence of int
+        Widths that may be tried.
     num_training_cases : int, optional
         Cases a fold trains on; with it the augmentation is scaled to the run's length
-        (:func:`~autounet.trainers.budget.augmentation_scale_for`), without it augmentation stays nnU-Net's.
+        (:func:`~autounet.planners.time_budget.augmentation_scale_for`), without it augmentation stays nnU-Net's.
+    config : TrainingConfig, optional
+        The training settings (validation batches per epoch).
 
     Returns
     -------
     plans : Plans
-        A copy with the chosen ``features_per_stage`` and, in the configuration's ``training`` entry,
-        ``augmentation_scale`` (read by the trainer) and the budget, the measured candidates and the choice (the
-        record of why).
+        A copy with the chosen width and batch and, in the configuration's ``training`` entry,
+        ``augmentation_scale`` (read by the trainer), the budget, the measured candidates, the choice and the
+        seconds the measurement took.
     choice : BudgetChoice
     """
     started = time.monotonic()
-    candidates = measure_candidates(plans, configuration_name, budget_seconds, base_features, device, precision, num_workers)
-    choice = choose_for_budget(candidates, budget_seconds, budget_seconds * RESERVED_FRACTION)
-    configuration = plans.configuration(configuration_name)
-    features = features_for_base(choice.candidate.base_features, configuration.n_stages, max(configuration.features_per_stage))
-    device_name = str(resolve_device(device))
-    training = {
-        **configuration.training,
-        "budget_seconds": budget_seconds,
-        "budget_device": device_name,
-        "budget_choice": choice.reason,
-        "budget_candidates": [
-            {"base_features": c.base_features, "batch_size": c.batch_size, "seconds_per_iteration": round(c.seconds_per_iteration, 4)}
-            for c in candidates
-        ],
-        "budget_iterations": choice.iterations,
-        "budget_measurement_seconds": round(time.monotonic() - started, 1),
-    }
-    if num_training_cases is not None:
-        training["augmentation_scale"] = augmentation_scale_for(choice.iterations, choice.candidate.batch_size, num_training_cases)
-    changed = configuration.replace(features_per_stage=features, training=training)
-    explanation = f"compute-aware ({budget_seconds / 60:.0f} min on {device_name}): {choice.reason}"
-    explanations = {**plans.explanations, configuration_name: [*plans.explanations.get(configuration_name, []), explanation]}
-    new_plans = replace(
-        plans,
-        configurations={**plans.configurations, configuration_name: changed},
-        explanations=explanations,
-        notes=(*plans.notes, f"{configuration_name}: {explanation}"),
-    )
-    return new_plans, choice
+    config = config or TrainingConfig()
+    torch_device = resolve_device(device)
+    dtype = resolve_precision(precision, torch_device)
+    workers = num_workers if num_workers is not None else default_num_workers(torch_device.type, _cores())
+    timer = IterationTimer(plans, torch_device, dtype, workers, config)
+    threads = torch.get_num_threads()
+    try:
+        new_plans, choice = plan_for_time_budget(
+            plans, configuration_name, budget_seconds, timer, num_training_cases=num_training_cases,
+            device_name=f"{torch_device} ({str(dtype).replace('torch.', '')})", base_features=base_features,
+        )
+    finally:
+        torch.set_num_threads(threads)
+    configuration = new_plans.configuration(configuration_name)
+    training = {**configuration.training, "budget_measurement_seconds": round(time.monotonic() - started, 1)}
+    changed = configuration.replace(training=training)
+    return replace(new_plans, configurations={**new_plans.configurations, configuration_name: changed}), choice
+
+
+#: Configurations compute-aware planning leaves alone: the cascade stage cannot be trained yet and shares the
+#: full-resolution network.
+NOT_BUDGETED = ("3d_cascade_fullres",)
+
+
+def plan_configurations_for_budget(
+    plans: Plans,
+    budget_seconds: float,
+    configurations: Sequence[str] | None = None,
+    *,
+    device: str = "auto",
+    precision: str = "auto",
+    num_training_cases: int | None = None,
+) -> Plans:
+    """:func:`plan_for_budget` for each of ``configurations`` (default: every trainable planned one).
+
+    ``budget_seconds`` is the budget of one fold of one configuration; the number of training cases per fold
+    scales the augmentation (see :func:`plan_for_budget`).
+    """
+    names = list(configurations) if configurations else [n for n in plans.configurations if n not in NOT_BUDGETED]
+    for name in names:
+        plans, choice = plan_for_budget(
+            plans, name, budget_seconds, device=device, precision=precision, num_training_cases=num_training_cases
+        )
+        logger.info("%s for %.1f min per fold: %s", name, budget_seconds / 60, choice.reason)
+    return plans
 
 
 def _cores() -> int:

@@ -173,7 +173,7 @@ def test_choose_for_budget_prefers_width_once_iterations_suffice():
     assert choose_for_budget(measured, 10_000, target_iterations=1000).candidate.base_features == 32
     assert choose_for_budget(measured, 1_500, target_iterations=1000).candidate.base_features == 16
     fastest = choose_for_budget(measured, 100, target_iterations=1000)
-    assert fastest.candidate.base_features == 8 and "no network reaches" in fastest.reason
+    assert fastest.candidate.base_features == 8 and "no candidate reaches" in fastest.reason
     with pytest.raises(ValueError, match="no candidates"):
         choose_for_budget([], 100)
 
