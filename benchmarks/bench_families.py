@@ -1,7 +1,7 @@
 """Compare the network families under the same plans, fold and wall-clock training budget (issue 8).
 
     python benchmarks/bench_families.py hippocampus --budget 8m                  # 3d_fullres fold 0, every family
-    python benchmarks/bench_families.py hippocampus --iterations 200 --no-augment  # same iterations for each family
+    python benchmarks/bench_families.py hippocampus --iterations 400 --batch-size 2 --augmentation-scale 0
     python benchmarks/bench_families.py drive --budget 5m --families unet vnet   # DRIVE 2d fold 0, two families
     python benchmarks/bench_families.py hippocampus --measure-only               # parameters, step time, memory
     python benchmarks/bench_families.py --table benchmarks/_work/families/hippocampus.jsonl
@@ -74,14 +74,17 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--budget", type=parse_duration, default=480.0, help="training budget per family (default 8m)")
     parser.add_argument("--iterations", type=int, default=None,
                         help="train every family for this many iterations (2 epochs) instead of a wall-clock budget")
+    parser.add_argument("--batch-size", type=int, default=None, help="batch size for every family (default: planned)")
     parser.add_argument("--validation-iterations", type=int, default=10, help="pseudo-validation batches per epoch")
     parser.add_argument("--families", nargs="+", default=None, help="default: every registered family")
     parser.add_argument("--fold", default="0")
     parser.add_argument("--base-features", type=int, default=16,
                         help="features of the first stage for every family (doubling, capped as planned); 0 = as planned")
     parser.add_argument("--steps", type=int, default=5, help="timed training steps per family (after 2 warm-up steps)")
-    parser.add_argument("--no-augment", dest="augment", action="store_false",
-                        help="train without data augmentation (converges in fewer iterations; for short budgets)")
+    parser.add_argument("--augmentation-scale", type=float, default=None,
+                        help="factor on every augmentation but mirroring (0 = mirroring only: converges in fewer "
+                             "iterations; turning augmentation off entirely would break the mirrored test-time "
+                             "prediction of the final validation); default the trainer's")
     parser.add_argument("--measure-only", action="store_true", help="parameters, memory and step time; no training")
     parser.add_argument("--fresh", action="store_true", help="delete a family's fold folder before training it")
     parser.add_argument("--output", type=Path, default=None,
@@ -191,13 +194,14 @@ def _measure(configuration, plans, steps: int) -> dict:
 
 def _training_config(args: argparse.Namespace) -> TrainingConfig:
     """The same training for every family: a wall-clock budget, or a fixed number of iterations in 2 epochs."""
-    common = {"augment": args.augment, "validation_iterations": args.validation_iterations, "progress": False}
+    common = {"augmentation_scale": args.augmentation_scale, "validation_iterations": args.validation_iterations,
+              "progress": False}
     if args.iterations is not None:
         return TrainingConfig(epochs=2, iterations_per_epoch=max(1, args.iterations // 2), **common)
     return TrainingConfig(budget_seconds=args.budget, **common)
 
 
-def _family_folder(base: Path, family: str, configuration_name: str, base_features: int) -> Path:
+def _family_folder(base: Path, family: str, configuration_name: str, base_features: int, batch_size: int | None) -> Path:
     """``base/runs/<family>``: the base plans with the network (and the width) changed; data and split shared."""
     folder = base / "runs" / family
     folder.mkdir(parents=True, exist_ok=True)
@@ -206,6 +210,8 @@ def _family_folder(base: Path, family: str, configuration_name: str, base_featur
     if base_features:
         features = features_for_base(base_features, configuration.n_stages, max(configuration.features_per_stage))
         configuration = configuration.replace(features_per_stage=features)
+    if batch_size:
+        configuration = configuration.replace(batch_size=batch_size)
     dataclasses.replace(plans, configurations={**plans.configurations, configuration_name: configuration}).save(
         folder / "plans.json"
     )
@@ -228,7 +234,7 @@ def run(args: argparse.Namespace) -> None:
     prepare_results(spec["raw"], base, [configuration_name], workers=2, progress=False)
     families = args.families or [f for f in FAMILY_ORDER if f in list_networks()]
     for family in families:
-        folder = _family_folder(base, family, configuration_name, args.base_features)
+        folder = _family_folder(base, family, configuration_name, args.base_features, args.batch_size)
         plans = load_plans(folder / "plans.json")
         configuration = plans.configuration(configuration_name)
         record: dict = {
@@ -236,7 +242,7 @@ def run(args: argparse.Namespace) -> None:
             "command": " ".join([Path(sys.executable).name, *sys.argv]), "torch": torch.__version__,
             "threads": torch.get_num_threads(), "patch_size": list(configuration.patch_size),
             "features_per_stage": list(configuration.features_per_stage),
-            "batch_size": configuration.batch_size, "augment": args.augment,
+            "batch_size": configuration.batch_size, "augmentation_scale": args.augmentation_scale,
             "budget_seconds": None if args.iterations else args.budget, "iteration_budget": args.iterations,
             "waited_for_quiet_seconds": _wait_for_quiet(args.quiet_load, args.max_wait), "load_start": _load(),
         }
