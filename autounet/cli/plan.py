@@ -35,6 +35,9 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
     add("--configurations", nargs="+", metavar="NAME",
         help="plan only these: 2d 3d_fullres 3d_lowres 3d_cascade_fullres")
     add("--network", help="network family registry name (default: unet)")
+    add("--context-slices", type=int, metavar="K",
+        help="2.5D: feed the 2d configuration K neighbouring slices on each side as extra input channels "
+        "(3D data only; default 0)")
     add("--budget", type=parse_duration, dest="budget_seconds", metavar="TIME",
         help="compute-aware: time one fold's training may take (e.g. 30m); measures candidate networks on this "
         "device and chooses width, batch and iterations for it (docs/planning.md)")
@@ -58,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         configurations=tuple(args.configurations) if args.configurations else None,
         network=args.network,
         use_mask_for_norm=use_mask,
+        context_slices=args.context_slices,
     )
     plans = plan_experiment(fingerprint, memory_budget_gb=args.memory_budget_gb, overrides=overrides)
     if args.budget_seconds is not None:
@@ -74,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"  {name}: spacing {[round(s, 4) for s in conf.spacing]} patch {list(conf.patch_size)} "
             f"batch {conf.batch_size} stages {conf.n_stages}"
+            + (f" context slices {conf.context_slices}" if conf.context_slices else "")
             + (f" features {list(conf.features_per_stage)}, {conf.training['budget_iterations']} iterations"
                if "budget_iterations" in conf.training else "")
         )

@@ -31,6 +31,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--network", help="network family registry name overriding the plans'")
     parser.add_argument("--batch-size", type=int, help="override the plans' batch size")
     parser.add_argument("--patch-size", type=int, nargs="+", help="override the plans' patch size (topology re-derived)")
+    parser.add_argument("--context-slices", type=int, metavar="K", help="2d only: K neighbouring slices on each side as extra input channels (2.5D), overriding the plans'")
     parser.add_argument("--early-stopping", type=int, metavar="PATIENCE", dest="early_stopping_patience", help="stop after PATIENCE epochs without a better smoothed validation Dice")
     parser.add_argument("--workers", type=int, dest="num_workers", help="data augmentation worker processes (default: per device; 0 = in-process)")
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     options = {name: getattr(args, name) for name in (
         "epochs", "iterations_per_epoch", "budget_seconds", "device", "precision", "loss", "network", "batch_size",
-        "patch_size", "early_stopping_patience", "num_workers", "seed", "augmentation_scale")}
+        "patch_size", "context_slices", "early_stopping_patience", "num_workers", "seed", "augmentation_scale")}
     config = TrainingConfig(**{k: v for k, v in options.items() if v is not None},
                             final_validation=args.final_validation, save_probabilities=args.save_probabilities,
                             progress=args.progress)

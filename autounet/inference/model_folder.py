@@ -19,7 +19,7 @@ from torch import nn
 from autounet.errors import MissingStageError, PlansError
 from autounet.networks import build_network
 from autounet.networks.cpu_speed import prepare_for_cpu_speed
-from autounet.planners.plans import ConfigurationPlan, Plans, load_plans
+from autounet.planners.plans import ConfigurationPlan, Plans, load_plans, network_input_channels
 from autounet.trainers.checkpoint import CheckpointError, load_checkpoint
 from autounet.typing import PathType
 
@@ -44,6 +44,7 @@ class TrainedFold:
     network: nn.Module
     mirror_axes: tuple[int, ...] | None
     patch_size: tuple[int, ...]
+    context_slices: int = 0
 
 
 def read_model_plans(model_dir: PathType) -> Plans:
@@ -72,14 +73,6 @@ def trained_configurations(model_dir: PathType, plans: Plans, checkpoint: Checkp
     return [name for name in plans.configurations if trained_folds(model_dir, name, checkpoint)]
 
 
-def network_input_channels(plans: Plans, configuration: ConfigurationPlan) -> int:
-    """Image channels, plus one one-hot channel per foreground label of the previous stage for a cascade."""
-    channels = len(plans.channel_names)
-    if configuration.previous_stage:
-        channels += plans.num_classes - 1
-    return channels
-
-
 def load_trained_fold(
     model_dir: PathType,
     plans: Plans,
@@ -96,7 +89,7 @@ def load_trained_fold(
         If the checkpoint is not there (the message lists the trained folds).
     CheckpointError
         If the file holds anything but tensors and plain data (refused without running it), or was written for other
-        plans, another configuration, another network or other parameter shapes.
+        plans, another configuration, another network, other context slices (2.5D) or other parameter shapes.
     """
     if checkpoint not in CHECKPOINT_NAMES:
         raise ValueError(f"checkpoint must be one of {', '.join(CHECKPOINT_NAMES)}, got {checkpoint!r}")
@@ -118,6 +111,7 @@ def load_trained_fold(
     if len(patch_size) != plan.ndim:
         raise CheckpointError(f"{path}: patch size {patch_size} does not fit the {plan.ndim}D configuration {configuration}")
     _check_metadata(state, path, plans, configuration, network_name)
+    plan = _trained_context_slices(state, overrides, plan, path)
     try:
         network = build_network(
             {**plan.to_dict(), "network": network_name},
@@ -133,7 +127,7 @@ def load_trained_fold(
     network.to(device)
     if torch.device(device).type == "cpu":
         prepare_for_cpu_speed(network)  # channels-last: oneDNN's fast 3D convolutions, about 2x in bfloat16
-    return TrainedFold(configuration, fold, path, network, _mirror_axes(state, plan), patch_size)
+    return TrainedFold(configuration, fold, path, network, _mirror_axes(state, plan), patch_size, plan.context_slices)
 
 
 def load_trained_folds(
@@ -170,6 +164,31 @@ def _check_metadata(state: dict[str, Any], path: Path, plans: Plans, configurati
             )
     if not isinstance(state.get("network_weights"), dict):
         raise CheckpointError(f"{path}: 'network_weights' is not a dict of tensors; the file is not an autounet checkpoint")
+
+
+def _trained_context_slices(
+    state: dict[str, Any], overrides: dict[str, Any], plan: ConfigurationPlan, path: Path
+) -> ConfigurationPlan:
+    """The plan with the context slices the fold was trained with; refuse a checkpoint that disagrees with the plans.
+
+    The trainer may override the plans' value (``autounet train --context-slices``) and records it in the training
+    config; checkpoints from before 2.5D record nothing and were trained without context.
+    """
+    override = overrides.get("context_slices")
+    expected = plan.context_slices if override is None else int(override)
+    recorded = int(state.get("context_slices") or 0)
+    if recorded != expected:
+        raise CheckpointError(
+            f"{path}: trained with context_slices={recorded} (2.5D input of {2 * recorded + 1} slices) but the model "
+            f"folder's plans.json says context_slices={plan.context_slices}; the network would see other slices than "
+            "it was trained on. Use the plans.json the model was trained with (or retrain)"
+        )
+    if expected == plan.context_slices:
+        return plan
+    try:
+        return plan.replace(context_slices=expected)
+    except PlansError as err:
+        raise CheckpointError(f"{path}: {err}") from None
 
 
 def _check_parameters(weights: dict[str, Any], expected: dict[str, torch.Tensor], path: Path, configuration: str) -> None:

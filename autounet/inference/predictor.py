@@ -426,6 +426,7 @@ class Predictor:
             trained.network,
             data,
             trained.patch_size,
+            context_slices=trained.context_slices,
             step_size=self.step_size,
             mirror_axes=(trained.mirror_axes if trained.mirror_axes is not None else "all") if self.mirroring else None,
             tile_batch_size=self.tile_batch_size,

@@ -21,6 +21,8 @@ from scipy.ndimage import gaussian_filter
 from torch import nn
 from tqdm import tqdm
 
+from autounet.planners.context_slices import stack_context_slices
+
 logger = logging.getLogger(__name__)
 
 #: Gaussian sigma as a fraction of the patch edge (nnU-Net: ``sigma_scale = 1/8``).
@@ -196,6 +198,7 @@ def predict_logits(
     autocast_dtype: AutocastDtype = "auto",
     accumulate_dtype: torch.dtype = torch.float32,
     progress: bool = False,
+    context_slices: int = 0,
 ) -> torch.Tensor:
     """Predict a whole (preprocessed) image with overlapping tiles and return the blended logits.
 
@@ -228,6 +231,10 @@ def predict_logits(
         dtype of the running sums (``torch.float16`` halves their memory on a GPU).
     progress : bool
         Show a progress bar over the tiles.
+    context_slices : int
+        2.5D models (slice by slice only): each slice ``z`` is fed with slices ``z - k .. z + k`` (clamped at the
+        volume's edges) as ``C * (2k + 1)`` channels, exactly as the training loader stacks them
+        (:func:`autounet.planners.context_slices.stack_context_slices`). 0 feeds the slice alone.
 
     Returns
     -------
@@ -237,7 +244,8 @@ def predict_logits(
     Raises
     ------
     ValueError
-        If the shapes of ``data``, ``patch_size`` and ``mirror_axes`` disagree or ``step_size`` is out of range.
+        If the shapes of ``data``, ``patch_size`` and ``mirror_axes`` disagree, ``step_size`` is out of range or
+        ``context_slices`` is given for a patch that is not predicted slice by slice.
 
     Notes
     -----
@@ -263,6 +271,11 @@ def predict_logits(
             f"data of shape {tuple(tensor.shape)} (C, *spatial) does not fit a patch of {len(patch)} axes {patch}; "
             "pass channel-first data with one spatial axis per patch axis (or a volume for a 2D patch)"
         )
+    if context_slices and not slice_mode:
+        raise ValueError(
+            f"context_slices={context_slices} needs a 2D patch on a volume (slice by slice), but the patch {patch} "
+            f"has as many axes as the data {tuple(tensor.shape)}; pass context_slices=0"
+        )
     tile_shape = (1, *patch) if slice_mode else patch
     flips = _flip_combinations(mirror_axes, len(patch), offset=1 if slice_mode else 0)
     device = _resolve_device(network, device)
@@ -287,7 +300,8 @@ def predict_logits(
         try:
             for first in range(0, len(tiles), group):
                 chunk = tiles[first : first + group]
-                batch = torch.stack([padded[(slice(None), *tile)] for tile in chunk]).to(device, non_blocking=True)
+                batch = torch.stack([_tile_input(padded, tile, context_slices) for tile in chunk])
+                batch = batch.to(device, non_blocking=True)
                 logits = _predict_mirrored(network, batch, flips, batch_size, autocast, device, slice_mode)
                 for tile, tile_logits in zip(chunk, logits):
                     blender.add(tile, tile_logits, weights)
@@ -295,6 +309,15 @@ def predict_logits(
         finally:
             bar.close()
         return blender.result(unpad)
+
+
+def _tile_input(padded: torch.Tensor, tile: tuple[slice, ...], context_slices: int) -> torch.Tensor:
+    """The network input of one tile ``(C', *tile)``; a 2.5D slice tile ``(C, 1, y, x)`` becomes
+    ``(C * (2k + 1), 1, y, x)`` with the neighbouring slices (along the unpadded slice axis) as channels."""
+    if not context_slices:
+        return padded[(slice(None), *tile)]
+    in_plane = padded[(slice(None), slice(None), *tile[1:])]
+    return stack_context_slices(in_plane, tile[0].start, context_slices).unsqueeze(1)
 
 
 def _flip_combinations(mirror_axes: Sequence[int] | str | None, ndim: int, offset: int) -> list[tuple[int, ...]]:

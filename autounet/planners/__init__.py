@@ -4,7 +4,8 @@
 
 ``plan_experiment(fingerprint, memory_budget_gb=None, overrides=None) -> Plans`` sequences the rules; each
 rule is a function in its own module (``target_spacing``, ``normalization``, ``topology``, ``patch_size``,
-``memory``, ``batch_size``, ``configurations``) and can be called with numbers alone. See ``docs/planning.md``.
+``memory``, ``batch_size``, ``configurations``, ``context_slices``) and can be called with numbers alone.
+See ``docs/planning.md``.
 """
 
 from autounet.planners import family_memory  # noqa: F401  registers the network families' memory estimates
@@ -26,6 +27,7 @@ from autounet.planners.plans import (
     Plans,
     ResamplingPlan,
     load_plans,
+    network_input_channels,
 )
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "fixed_patch_plan",
     "format_explanations",
     "load_plans",
+    "network_input_channels",
     "plan_configuration",
     "plan_experiment",
     "register_memory_estimator",

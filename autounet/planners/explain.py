@@ -202,6 +202,22 @@ def explain_batch(
     )
 
 
+def explain_context_slices(context_slices: int) -> str:
+    """What the 2.5D override does to the 2d configuration's input.
+
+    Examples
+    --------
+    >>> explain_context_slices(1)
+    'input slices z-1..z+1 stacked as channels (2.5D, 3 slices per image channel): set by the user (--context-slices); the first layer takes 3x the image channels, the rest of the network is unchanged'
+    """
+    width = 2 * context_slices + 1
+    return (
+        f"input slices z-{context_slices}..z+{context_slices} stacked as channels (2.5D, {width} slices per image "
+        f"channel): set by the user (--context-slices); the first layer takes {width}x the image channels, the rest "
+        "of the network is unchanged"
+    )
+
+
 def format_explanations(plans: Plans) -> str:
     """The explanations of a plans object as indented text, one section per configuration.
 

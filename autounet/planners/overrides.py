@@ -38,6 +38,9 @@ class PlanOverrides:
         Family-specific arguments stored in the plans and passed to the memory estimate.
     use_mask_for_norm : bool, optional
         Force normalisation inside the non-zero mask on or off (nnU-Net's ``use_mask_for_norm`` in dataset.json).
+    context_slices : int, optional
+        2.5D: neighbouring slices on each side fed to the ``2d`` configuration as extra input channels (3D data
+        only; 0 is plain 2D).
     """
 
     patch_size: tuple[int, ...] | None = None
@@ -47,6 +50,7 @@ class PlanOverrides:
     network: str | None = None
     network_kwargs: dict[str, Any] = field(default_factory=dict)
     use_mask_for_norm: bool | None = None
+    context_slices: int | None = None
 
     def describe(self) -> list[str]:
         """One ``name=value`` string per override that is set (for the plans' notes).
@@ -57,7 +61,9 @@ class PlanOverrides:
         ['batch_size=4', 'spacing=[2.0, 1.0, 1.0]']
         """
         out = []
-        for name in ("patch_size", "batch_size", "spacing", "configurations", "network", "use_mask_for_norm"):
+        for name in (
+            "patch_size", "batch_size", "spacing", "configurations", "network", "use_mask_for_norm", "context_slices"
+        ):
             value = getattr(self, name)
             if value is not None:
                 out.append(f"{name}={list(value) if isinstance(value, tuple) else value}")

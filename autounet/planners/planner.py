@@ -18,6 +18,7 @@ from autounet.fingerprint.schema import Fingerprint
 from autounet.planners import explain
 from autounet.planners.batch_size import batch_size_cap, batch_size_for_memory, plan_batch_size
 from autounet.planners.configurations import is_3d_dataset, plan_2d_geometry, plan_lowres
+from autounet.planners.context_slices import check_context_slices
 from autounet.planners.device import DeviceInfo, detect_device, device_notes
 from autounet.planners.memory import DEFAULT_NETWORK, REFERENCE_MEMORY_GB, fits_memory, has_memory_estimator, memory_budget
 from autounet.planners.normalization import plan_normalization
@@ -202,6 +203,27 @@ def _check_patch_axes(patch_size: Sequence[int], is_3d: bool, requested: Sequenc
         )
 
 
+def _apply_context_slices(results: dict[str, ConfigurationResult], context_slices: int, is_3d: bool) -> None:
+    """Give the planned ``2d`` configuration ``context_slices`` neighbours per side (the 2.5D override)."""
+    context_slices = check_context_slices(context_slices, 2, "2d")
+    if context_slices == 0:
+        return
+    if not is_3d:
+        raise PlansError(
+            f"context_slices={context_slices} needs 3D data (slices to stack), but this dataset is 2D; leave it out"
+        )
+    if "2d" not in results:
+        raise PlansError(
+            f"context_slices={context_slices} applies to the 2d configuration, which is not planned here; "
+            "add 2d to --configurations or leave --context-slices out"
+        )
+    result = results["2d"]
+    result.explanations.append(explain.explain_context_slices(context_slices))
+    results["2d"] = ConfigurationResult(
+        result.plan.replace(context_slices=context_slices), result.patch_plan, result.explanations, result.notes
+    )
+
+
 def plan_experiment(
     fingerprint: Fingerprint,
     memory_budget_gb: float | None = None,
@@ -333,6 +355,8 @@ def plan_experiment(
         results["2d"].explanations.insert(
             0, "2D network on slices along the first axis (plans order): in-plane spacing and shape"
         )
+    if overrides.context_slices is not None:
+        _apply_context_slices(results, overrides.context_slices, is_3d)
     configurations: dict[str, ConfigurationPlan] = {}
     for name in CONFIGURATION_NAMES:
         if name in results and name in requested:

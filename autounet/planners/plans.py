@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from autounet.errors import PlansError
+from autounet.planners.context_slices import check_context_slices
 from autounet.jsonio import read_json, write_json
 from autounet.typing import PathType
 
@@ -88,7 +89,9 @@ class ConfigurationPlan:
     """One trainable configuration (``2d``, ``3d_fullres``, ``3d_lowres`` or ``3d_cascade_fullres``).
 
     All tuples are in array axis order after transposition. ``spacing`` and ``patch_size`` have two
-    entries for ``2d`` (in-plane y, x) and three otherwise.
+    entries for ``2d`` (in-plane y, x) and three otherwise. ``context_slices`` (``k``, ``2d`` only) feeds each
+    slice with its ``k`` neighbours on either side as extra input channels (2.5D; see
+    :mod:`autounet.planners.context_slices`); 0 is plain 2D.
     """
 
     name: str
@@ -111,6 +114,10 @@ class ConfigurationPlan:
     next_stage: str | None = None
     loss: str = "dice_ce"
     training: dict[str, Any] = field(default_factory=dict)
+    context_slices: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "context_slices", check_context_slices(self.context_slices, self.ndim, self.name))
 
     @property
     def ndim(self) -> int:
@@ -145,6 +152,7 @@ class ConfigurationPlan:
             "previous_stage": self.previous_stage,
             "next_stage": self.next_stage,
             "training": dict(self.training),
+            "context_slices": self.context_slices,
         }
 
     @classmethod
@@ -171,6 +179,7 @@ class ConfigurationPlan:
                 next_stage=data.get("next_stage"),
                 loss=str(data.get("loss", "dice_ce")),
                 training=dict(data.get("training", {})),
+                context_slices=data.get("context_slices") or 0,
             )
         except KeyError as err:
             raise PlansError(f"configuration {name!r} lacks the key {err.args[0]!r}; re-run \"autounet plan\"") from None
@@ -260,6 +269,18 @@ class Plans:
 
     def save(self, path: PathType) -> None:
         write_json(path, self.to_dict())
+
+
+def network_input_channels(plans: Plans, configuration: ConfigurationPlan) -> int:
+    """Input channels of the configuration's network; training and inference both ask this function.
+
+    Image channels times ``2 * context_slices + 1`` (neighbouring slices of a 2.5D ``2d`` configuration), plus one
+    one-hot channel per foreground label of the previous stage for a cascade.
+    """
+    channels = len(plans.channel_names) * (2 * configuration.context_slices + 1)
+    if configuration.previous_stage:
+        channels += plans.num_classes - 1
+    return channels
 
 
 def load_plans(path: PathType) -> Plans:

@@ -14,7 +14,7 @@ from torch import nn
 from autounet.errors import MissingStageError, PlansError
 from autounet.losses import LOSSES, DeepSupervisionLoss, create_loss, deep_supervision_scales, deep_supervision_weights
 from autounet.networks import NETWORKS, build_network
-from autounet.planners.plans import ConfigurationPlan, Plans, load_plans
+from autounet.planners.plans import ConfigurationPlan, Plans, load_plans, network_input_channels
 from autounet.trainers.config import TrainingConfig
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def open_store(results_dir: Path, configuration: ConfigurationPlan) -> Any:
 
 
 def effective_configuration(plans: Plans, name: str, config: TrainingConfig, num_cases: int) -> ConfigurationPlan:
-    """The plans' configuration with the run's overrides (network family, batch, patch) applied.
+    """The plans' configuration with the run's overrides (network family, batch, patch, context slices) applied.
 
     A new patch or batch is passed to the planner's :func:`~autounet.planners.plan_configuration` so that the
     network topology follows the new patch exactly as ``autounet plan --patch-size`` would derive it.
@@ -68,6 +68,11 @@ def effective_configuration(plans: Plans, name: str, config: TrainingConfig, num
     if network != configuration.network:
         # Family-specific arguments of another family do not carry over.
         configuration = configuration.replace(network=network, network_kwargs={})
+    if config.context_slices is not None and config.context_slices != configuration.context_slices:
+        try:
+            configuration = configuration.replace(context_slices=config.context_slices)
+        except PlansError as err:
+            raise PlansError(f"{err} (--context-slices)") from None
     if config.patch_size is None and config.batch_size is None:
         return configuration
     if config.patch_size is not None and len(config.patch_size) != configuration.ndim:
@@ -128,7 +133,10 @@ def network_description(configuration: ConfigurationPlan) -> dict[str, Any]:
 def make_network(configuration: ConfigurationPlan, plans: Plans, deep_supervision: bool) -> nn.Module:
     """Build the configuration's network (float32, CPU, He-initialised; seed torch first for reproducibility)."""
     return build_network(
-        network_description(configuration), len(plans.channel_names), plans.num_classes, deep_supervision=deep_supervision
+        network_description(configuration),
+        network_input_channels(plans, configuration),
+        plans.num_classes,
+        deep_supervision=deep_supervision,
     )
 
 

@@ -46,6 +46,9 @@ class TrainingConfig:
         Network family registry name overriding the plans' (``autounet.networks.list_networks()``).
     batch_size, patch_size : int / tuple of int or None
         Overrides of the plans' values.
+    context_slices : int or None
+        Override of the plans' 2.5D context of the ``2d`` configuration (neighbouring slices on each side fed as
+        extra input channels); ``None`` takes the plans' value.
     foreground_fraction : float
         Share of each batch forced to contain foreground.
     augment : bool
@@ -95,6 +98,7 @@ class TrainingConfig:
     network: str | None = None
     batch_size: int | None = None
     patch_size: tuple[int, ...] | None = None
+    context_slices: int | None = None
     foreground_fraction: float = DEFAULT_FOREGROUND_FRACTION
     augment: bool = True
     augmentation_scale: float | None = None
@@ -126,6 +130,10 @@ class TrainingConfig:
                 f"early stopping patience must be at least 1 epoch, got {self.early_stopping_patience}",
             ),
             (self.num_workers is None or self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}"),
+            (
+                self.context_slices is None or self.context_slices >= 0,
+                f"context_slices must be >= 0 (slices on each side), got {self.context_slices}",
+            ),
             (
                 self.augmentation_scale is None or 0 <= self.augmentation_scale <= 1,
                 f"augmentation_scale must be within [0, 1], got {self.augmentation_scale}",

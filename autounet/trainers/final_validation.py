@@ -38,7 +38,7 @@ class FinalValidation:
     ----------
     plans : Plans
     configuration : ConfigurationPlan
-        The effective configuration (its patch size drives the sliding window).
+        The effective configuration (its patch size and context slices drive the sliding window).
     source : CaseSource
         The preprocessed store.
     case_ids : list of str
@@ -102,6 +102,7 @@ class FinalValidation:
             network,
             np.asarray(data),
             self.configuration.patch_size,
+            context_slices=self.configuration.context_slices,
             device=self.device,
             autocast_dtype=None if dtype == torch.float32 else dtype,
         )

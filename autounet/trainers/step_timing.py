@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from autounet.planners.plans import ConfigurationPlan, Plans
+from autounet.planners.context_slices import expand_channel_indices
+from autounet.planners.plans import ConfigurationPlan, Plans, network_input_channels
 from autounet.planners.time_budget import CANDIDATE_BASE_FEATURES, BudgetChoice, plan_for_time_budget
 from autounet.trainers import components
 from autounet.trainers.config import TrainingConfig
@@ -66,7 +67,7 @@ def measure_step_seconds(
     memory_format = components.cpu_memory_format(configuration, device)
     network = components.make_network(configuration, plans, True).to(device=device, memory_format=memory_format)  # type: ignore[call-overload]
     loss = components.make_loss(configuration.loss, {}, configuration, True)
-    batch_shape = (configuration.batch_size, len(plans.channel_names), *configuration.patch_size)
+    batch_shape = (configuration.batch_size, network_input_channels(plans, configuration), *configuration.patch_size)
     generator = np.random.default_rng(0)
     batch = {
         "data": generator.standard_normal(batch_shape, dtype=np.float32),
@@ -119,8 +120,10 @@ def measure_batch_seconds(configuration: ConfigurationPlan, plans: Plans, batche
         def properties(self, case_id: str) -> dict[str, Any]:
             return {}
 
-    mask = tuple(i for i, n in enumerate(configuration.normalization) if n.use_mask)
-    loader = PatchLoader(_Synthetic(), ["synthetic"], configuration.batch_size, plan_augmentation(configuration.patch_size, True, mask))
+    masked = [i for i, n in enumerate(configuration.normalization) if n.use_mask]
+    mask = expand_channel_indices(masked, configuration.context_slices)
+    loader = PatchLoader(_Synthetic(), ["synthetic"], configuration.batch_size, plan_augmentation(configuration.patch_size, True, mask),
+                         context_slices=configuration.context_slices)
     loader.batch(0)
     start = time.perf_counter()
     for iteration in range(1, batches + 1):

@@ -12,7 +12,8 @@ from typing import Any
 import torch
 
 from autounet.errors import PlansError
-from autounet.planners.plans import PLANS_VERSION
+from autounet.planners.context_slices import expand_channel_indices
+from autounet.planners.plans import PLANS_VERSION, network_input_channels
 from autounet.trainers import components
 from autounet.trainers.callbacks import (
     Callback,
@@ -213,6 +214,7 @@ def _loaders(source, plans, conf, config, train_ids, val_ids, context, checkpoin
     train = PatchLoader(
         source, train_ids, batch_size, augmentation,
         config.foreground_fraction, config.seed, context.rank, start_iteration, label_values=plans.label_values,
+        context_slices=conf.context_slices,
     )
     if not val_ids or config.validation_iterations == 0:
         return train, None
@@ -220,6 +222,7 @@ def _loaders(source, plans, conf, config, train_ids, val_ids, context, checkpoin
         source, val_ids, batch_size, plan_augmentation(conf.patch_size, augment=False, mask_channels=mask),
         config.foreground_fraction, config.seed + VALIDATION_SEED_OFFSET, context.rank,
         start_epoch * config.validation_iterations, label_values=plans.label_values,
+        context_slices=conf.context_slices,
     )
     return train, validation
 
@@ -263,7 +266,9 @@ def _cpu_cores() -> int:
 
 
 def _mask_channels(configuration: Any) -> tuple[int, ...]:
-    return tuple(i for i, n in enumerate(configuration.normalization) if n.use_mask)
+    """Network input channels normalised inside the mask (every stacked slice of such a channel, in 2.5D)."""
+    masked = [i for i, n in enumerate(configuration.normalization) if n.use_mask]
+    return expand_channel_indices(masked, configuration.context_slices)
 
 
 def _foreground_label_names(plans: Any) -> dict[int, str]:
@@ -281,7 +286,8 @@ def _checkpoint_metadata(plans, conf, configuration, fold, config, loss_name) ->
         "network": conf.network,
         "network_description": components.network_description(conf),
         "configuration_plan": conf.to_dict(),
-        "in_channels": len(plans.channel_names),
+        "in_channels": network_input_channels(plans, conf),
+        "context_slices": conf.context_slices,
         "num_classes": plans.num_classes,
         "label_values": list(plans.label_values),
         "loss": loss_name,

@@ -86,6 +86,32 @@ def test_two_dimensional_patch_on_a_volume_predicts_slice_by_slice():
     assert all(len(s) == 4 and s[2:] == (16, 16) for s in seen)
 
 
+@pytest.mark.parametrize("mirror_axes", [None, "all"])
+def test_context_slices_feed_each_slice_with_its_clamped_neighbours(mirror_axes):
+    k, num_slices = 1, 5
+    # channel 0 holds the slice index, channel 1 ten times it: the network sees which slices it was given
+    ramp = torch.arange(num_slices, dtype=torch.float32)[:, None, None].expand(num_slices, 20, 18)
+    data = torch.stack([ramp, 10 * ramp])
+    seen = []
+
+    def record(batch):
+        seen.append(tuple(batch.shape))
+        return batch
+
+    logits = predict_logits(record, data, (16, 16), mirror_axes=mirror_axes, autocast_dtype=None, context_slices=k)
+    assert logits.shape == (2 * (2 * k + 1), num_slices, 20, 18)
+    assert all(s[1] == 2 * (2 * k + 1) for s in seen)
+    for z in range(num_slices):
+        neighbours = [min(max(z + offset, 0), num_slices - 1) for offset in range(-k, k + 1)]
+        expected = torch.tensor([*neighbours, *(10 * n for n in neighbours)], dtype=torch.float32)
+        torch.testing.assert_close(logits[:, z], expected[:, None, None].expand(-1, 20, 18), atol=1e-5, rtol=1e-5)
+
+
+def test_context_slices_need_a_slice_by_slice_prediction():
+    with pytest.raises(ValueError, match="context_slices=1 needs a 2D patch on a volume"):
+        predict_logits(lambda x: x, torch.rand(1, 8, 8, 8), (8, 8, 8), context_slices=1)
+
+
 def test_mirror_axes_of_a_slice_wise_prediction_are_the_patch_axes():
     data = torch.rand(1, 3, 12, 10)
     logits = predict_logits(_with_position(1), data, (12, 10), mirror_axes=(1,), autocast_dtype=None)

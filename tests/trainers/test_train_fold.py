@@ -49,3 +49,59 @@ def test_2d_and_anisotropic_configurations_train(tmp_path, spec, configuration, 
     result = train_fold(results, configuration, 0, quick_config(final_validation=True))
     assert result.iterations == 6
     assert result.validation["cases"] == 1 and set(result.validation["mean_dice"]) and result.validation["failures"] == {}
+
+
+def test_2_5d_model_trains_predicts_and_refuses_plans_without_its_context(tiny_dataset, tmp_path):
+    """A 2d configuration with one neighbouring slice per side: train, validate, predict; then a plans.json that
+    lost the context cannot load the model (the network would see other inputs than it was trained on)."""
+    from dataclasses import replace
+
+    from autounet.dataset import load_dataset
+    from autounet.inference import Predictor
+    from autounet.planners import load_plans
+    from autounet.trainers import load_checkpoint
+    from autounet.trainers.checkpoint import CheckpointError
+
+    from .helpers import make_results
+
+    results = make_results(tiny_dataset, tmp_path / "results", "2d", (16, 16))
+    plans = load_plans(results / "plans.json")
+    with_context = plans.configuration("2d").replace(context_slices=1)
+    replace(plans, configurations={**plans.configurations, "2d": with_context}).save(results / "plans.json")
+
+    result = train_fold(results, "2d", 0, quick_config(final_validation=True))
+    assert result.iterations == 6 and result.validation["failures"] == {}
+    checkpoint = load_checkpoint(result.fold_dir / "checkpoint_final.pt")
+    assert checkpoint["context_slices"] == 1 and checkpoint["in_channels"] == 3
+
+    dataset = load_dataset(tiny_dataset)
+    image = dataset.read_images(dataset.training[0])
+    model = Predictor.from_model_folder(results, "2d", folds=[0], device="cpu", autocast_dtype=None, postprocessing=None)
+    assert model.models["2d"][0].context_slices == 1
+    prediction = model.predict_case(image)
+    assert prediction.segmentation.shape == image.data.shape[1:]
+
+    replace(plans, configurations={**plans.configurations, "2d": with_context.replace(context_slices=0)}).save(
+        results / "plans.json"
+    )
+    with pytest.raises(CheckpointError, match="trained with context_slices=1 .* plans.json says context_slices=0"):
+        Predictor.from_model_folder(results, "2d", folds=[0], device="cpu")
+
+
+def test_context_slices_training_override_is_recorded_for_inference(tiny_dataset, tmp_path):
+    from autounet.errors import PlansError
+    from autounet.inference import Predictor
+    from autounet.planners import load_plans
+    from autounet.trainers.components import effective_configuration
+
+    from .helpers import make_results
+
+    results = make_results(tiny_dataset, tmp_path / "results", "2d", (16, 16))
+    plans = load_plans(results / "plans.json")
+    assert plans.configuration("2d").context_slices == 0
+    with pytest.raises(PlansError, match=r"3d_fullres, a 3D configuration.*\(--context-slices\)"):
+        effective_configuration(plans, "3d_fullres", quick_config(context_slices=1), 6)
+    train_fold(results, "2d", 0, quick_config(context_slices=2, epochs=1, iterations_per_epoch=2))
+    model = Predictor.from_model_folder(results, "2d", folds=[0], device="cpu", postprocessing=None)
+    trained = model.models["2d"][0]
+    assert trained.context_slices == 2 and trained.network.in_channels == 5

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from autounet.planners.context_slices import check_context_slices, stack_context_slices
 from autounet.trainers.data.augmentation import AugmentationPlan, build_transforms, seg_pad_value
 from autounet.trainers.data.sampling import (
     DEFAULT_FOREGROUND_FRACTION,
@@ -74,6 +75,10 @@ class PatchLoader:
     label_values : sequence of int, optional
         The dataset's label values, sorted; when they are not ``0, 1, ..., K-1`` the stored labels are mapped to
         class indices (class ``i`` is the ``i``-th smallest value, as inference assumes).
+    context_slices : int
+        2.5D input of a 2D patch from 3D cases: slices ``z - k .. z + k`` around the sampled slice ``z`` (clamped at
+        the volume's edges) become ``C * (2k + 1)`` channels, ordered as
+        :func:`autounet.planners.context_slices.stack_context_slices` orders them. 0 is plain 2D.
 
     Notes
     -----
@@ -93,6 +98,7 @@ class PatchLoader:
         start_iteration: int = 0,
         num_workers: int = 1,
         label_values: Sequence[int] | None = None,
+        context_slices: int = 0,
     ) -> None:
         if not case_ids:
             raise ValueError("no cases to train on; check the split (splits.json) and the preprocessed store")
@@ -110,6 +116,7 @@ class PatchLoader:
         self._next_iteration = start_iteration
         values = tuple(sorted(int(v) for v in label_values)) if label_values is not None else None
         self.label_values = None if values is None or values == tuple(range(len(values))) else values
+        self.context_slices = check_context_slices(context_slices, len(augmentation.patch_size))
         self._transforms: Any = None
 
     # batchgenerators' MultiThreadedAugmenter calls this in each worker before the first batch.
@@ -159,7 +166,7 @@ class PatchLoader:
             data, seg, _ = self.source.load(case_id, mmap=True)
             foreground = self.source.foreground_locations(case_id) if force_foreground else None
             if len(patch) == data.ndim - 2:
-                data, seg, foreground = _pick_slice(data, seg, foreground, rng)
+                data, seg, foreground = _pick_slice(data, seg, foreground, rng, self.context_slices)
             start = sample_patch_start(data.shape[1:], patch, rng, foreground)
             data_patches.append(crop_with_padding(data, start, patch, 0).astype(np.float32, copy=False))
             seg_patch = crop_with_padding(seg, start, patch, pad_value).astype(np.int16, copy=False)
@@ -183,9 +190,16 @@ def to_class_indices(seg: np.ndarray, label_values: Sequence[int]) -> np.ndarray
 
 
 def _pick_slice(
-    data: np.ndarray, seg: np.ndarray, foreground: Mapping[int, np.ndarray] | None, rng: np.random.Generator
+    data: np.ndarray,
+    seg: np.ndarray,
+    foreground: Mapping[int, np.ndarray] | None,
+    rng: np.random.Generator,
+    context_slices: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray] | None]:
-    """One axis-0 slice of a 3D case for 2D training: on a foreground voxel when requested, else uniform."""
+    """One axis-0 slice of a 3D case for 2D training: on a foreground voxel when requested, else uniform.
+
+    With ``context_slices`` the image slice comes with its neighbours as channels; the label is the centre slice's.
+    """
     labels = [label for label, points in (foreground or {}).items() if len(points) > 0]
     if labels:
         label = labels[int(rng.integers(len(labels)))]
@@ -195,4 +209,4 @@ def _pick_slice(
     else:
         index = int(rng.integers(data.shape[1]))
         in_slice = None
-    return data[:, index], seg[:, index], in_slice
+    return stack_context_slices(data, index, context_slices), seg[:, index], in_slice

@@ -177,3 +177,42 @@ def test_augmentation_scale_zero_leaves_only_mirroring():
         assert any(np.array_equal(f, augmented) for f in flips)
     with pytest.raises(ValueError, match="probability_scale"):
         plan_augmentation((8, 8, 8), probability_scale=1.5)
+
+
+@pytest.mark.parametrize("context_slices", [1, 2])
+def test_2d_patches_stack_neighbouring_slices_as_channels(context_slices):
+    k, channels, num_slices = context_slices, 2, 4
+    # voxel value = 100 * channel + slice (constant in-plane); label = slice index, so the centre slice is known
+    data = (100 * np.arange(channels)[:, None, None, None] + np.arange(num_slices)[None, :, None, None])
+    data = np.broadcast_to(data, (channels, num_slices, 12, 12)).astype(np.float32)
+    seg = np.broadcast_to(np.arange(num_slices)[None, :, None, None], (1, num_slices, 12, 12)).astype(np.int8)
+    source = ArraySource({"case": (data, seg)})
+    loader = PatchLoader(source, ["case"], 8, plan_augmentation((8, 8), augment=False), context_slices=k)
+    width = 2 * k + 1
+    centres = set()
+    for iteration in range(4):
+        batch = loader.batch(iteration)
+        assert batch["data"].shape == (8, channels * width, 8, 8)
+        for sample, label in zip(batch["data"], batch["seg"]):
+            z = int(label[0, 0, 0])
+            centres.add(z)
+            assert (label == z).all()
+            for c in range(channels):
+                for i in range(width):
+                    expected = 100 * c + min(max(z - k + i, 0), num_slices - 1)
+                    assert (sample[c * width + i] == expected).all(), (z, c, i)
+    assert {0, num_slices - 1} <= centres  # both edges were sampled, so the clamping was checked
+
+
+def test_augmented_2d_patches_keep_the_stacked_channels():
+    source = _source(shape=(12, 20, 20))
+    loader = PatchLoader(source, source.case_ids, 3, plan_augmentation((16, 16)), context_slices=1)
+    assert loader.batch(0)["data"].shape == (3, 3, 16, 16)
+
+
+def test_context_slices_need_a_2d_patch():
+    from autounet.errors import PlansError
+
+    source = _source()
+    with pytest.raises(PlansError, match="only extra channels of the 2d configuration"):
+        PatchLoader(source, source.case_ids, 2, plan_augmentation((8, 8, 8)), context_slices=1)
