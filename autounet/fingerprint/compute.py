@@ -14,6 +14,13 @@ import numpy as np
 from autounet.cropping import box_shape, bounding_box
 from autounet.dataset import Dataset
 from autounet.dataset.dataset import read_case_images
+from autounet.dataset.training_case import (
+    require_declared_labels,
+    require_label_on_image_grid,
+    require_matching_case_files,
+    require_one_dimensionality,
+    require_usable_image,
+)
 from autounet.errors import DatasetError
 from autounet.fingerprint.schema import FINGERPRINT_VERSION, CaseFingerprint, Fingerprint, IntensityStats
 from autounet.io import read_image
@@ -48,13 +55,9 @@ def fingerprint_case(
         Per channel, a seeded sample of at most ``samples_per_case`` foreground intensities (label > 0).
     """
     image = read_case_images([Path(p) for p in image_files], num_channels)
+    require_usable_image(image, image_files)  # NaN samples would make every intensity statistic NaN
     label = read_image(label_file)
-    data, seg = image.data, label.data[0]
-    if seg.shape != data.shape[1:]:
-        raise DatasetError(
-            f"{label_file}: label shape {seg.shape} differs from image shape {data.shape[1:]}; "
-            'run "autounet check" for details and resample or re-export the label'
-        )
+    data, seg = image.data, require_label_on_image_grid(label, image, label_file)
     if seg.dtype.kind == "f":
         if not np.all(np.isfinite(seg)) or not np.all(np.equal(np.mod(seg, 1), 0)):
             raise DatasetError(
@@ -83,6 +86,17 @@ def fingerprint_case(
         label_voxels={int(v): int(n) for v, n in enumerate(counts) if n > 0},
     )
     return case, samples
+
+
+def _require_consistent_cases(dataset: Dataset, cases: tuple[CaseFingerprint, ...]) -> None:
+    """Refuse label values dataset.json does not declare and 2D cases among 3D ones (or the reverse)."""
+    declared = dataset.description.label_values
+    for case, entry in zip(cases, dataset.training):
+        require_declared_labels(case.label_voxels, declared, entry.label_file)
+    require_one_dimensionality(
+        {case.case_id: case.shape[0] == 1 for case in cases},
+        {entry.case_id: entry.image_files[0] for entry in dataset.training},
+    )
 
 
 def _stable_int(text: str) -> int:
@@ -143,6 +157,7 @@ def compute_fingerprint(
             f"{dataset.root}: training cases without a label file: {', '.join(missing_labels[:5])}; "
             'run "autounet check" to list every problem'
         )
+    require_matching_case_files(dataset)
     signature = inputs_signature(dataset, samples_per_case, seed)
     if output is not None and reuse and Path(output).is_file():
         try:
@@ -160,6 +175,7 @@ def compute_fingerprint(
     workers = auto_workers(total_bytes, workers)
     results = map_with_progress(_fingerprint_task, tasks, workers=workers, progress=progress, description="fingerprint")
     cases = tuple(case for case, _ in results)
+    _require_consistent_cases(dataset, cases)
     intensity = tuple(
         IntensityStats.from_samples(np.concatenate([samples[c] for _, samples in results]))
         for c in range(dataset.num_channels)

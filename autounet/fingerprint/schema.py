@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from autounet.errors import PlansError
+from autounet.errors import AutounetError, DatasetError, PlansError
 from autounet.jsonio import read_json, write_json
 from autounet.typing import PathType, Shape, Spacing
 
@@ -288,4 +288,21 @@ def load_fingerprint(path: PathType, dataset_json: PathType | dict[str, Any] | N
         dataset_json, data = data["dataset_json"], data["fingerprint"]
     elif "fingerprint" in data:
         data = data["fingerprint"]
-    return Fingerprint.from_dict(data, dataset_json)
+    try:
+        fingerprint = Fingerprint.from_dict(data, dataset_json)
+    except AutounetError as err:
+        raise type(err)(f"{path}: {err}") from None
+    except (KeyError, TypeError, ValueError, IndexError) as err:  # a hand-edited or damaged file
+        detail = f"missing entry {err}" if isinstance(err, KeyError) else str(err)
+        raise DatasetError(
+            f"{path}: not a usable fingerprint ({detail}); recompute it with \"autounet fingerprint\""
+        ) from None
+    if not fingerprint.cases:
+        raise DatasetError(f"{path}: the fingerprint has no training cases; check the dataset and recompute it")
+    for case in fingerprint.cases:
+        if not all(np.isfinite(s) and s > 0 for s in case.spacing):
+            raise DatasetError(
+                f"{path}: case {case.case_id} has spacing {list(case.spacing)} mm (must be positive); fix the image "
+                'header and recompute the fingerprint with "autounet fingerprint"'
+            )
+    return fingerprint

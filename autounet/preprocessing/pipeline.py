@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 from autounet.dataset import Case, Dataset, load_dataset
 from autounet.dataset.dataset import read_case_images
+from autounet.dataset.training_case import require_matching_case_files, require_usable_image
 from autounet.errors import AutounetError, DatasetError, PlansError
 from autounet.io import read_image
 from autounet.parallel import auto_workers, map_with_progress
@@ -249,6 +250,7 @@ def _check_dataset(dataset: Dataset, plans: Plans) -> None:
             f"{dataset.root}: training cases without a label file: {', '.join(unlabelled[:5])}; "
             'run "autounet check" to list every problem'
         )
+    require_matching_case_files(dataset)
     if dataset.num_channels != len(plans.channel_names):
         raise PlansError(
             f"the plans are for {len(plans.channel_names)} channel(s) but {dataset.root} has {dataset.num_channels}; "
@@ -340,6 +342,7 @@ def _preprocess_task(task: _CaseTask) -> dict[str, Any]:
 
 def _preprocess_case_targets(task: _CaseTask) -> dict[str, Any]:
     image = read_case_images(list(task.image_files), task.num_channels)
+    require_usable_image(image, task.image_files)  # ITK reads NaN/Inf in NIfTI files as 0: look at the bytes
     label = read_image(task.label_file)
     foreground_labels = [v for v in task.plans.label_values if v > 0]
     by_key: dict[Any, list[_Target]] = {}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Literal
@@ -132,6 +133,10 @@ def remove_stale_temporaries(folder: Path) -> None:
                 pass
 
 
+class PreprocessedCaseError(AutounetError, ValueError):
+    """A file of the preprocessed store is damaged (truncated, deleted, hand-edited)."""
+
+
 class PreprocessedStore:
     """Read access to one preprocessed folder; create it with :func:`open_preprocessed`.
 
@@ -192,15 +197,37 @@ class PreprocessedStore:
         """
         files = self._files(case_id)
         mode: Literal["r"] | None = "r" if mmap else None
-        data = np.load(files["data"], mmap_mode=mode, allow_pickle=False)
-        seg = np.load(files["seg"], mmap_mode=mode, allow_pickle=False)
+        arrays = []
+        for role in ("data", "seg"):
+            try:
+                arrays.append(np.load(files[role], mmap_mode=mode, allow_pickle=False))
+            except (OSError, ValueError, EOFError) as err:
+                raise self._damaged(case_id, files[role], err) from None
+        data, seg = arrays
+        if data.ndim != seg.ndim or data.shape[1:] != seg.shape[1:]:
+            raise self._damaged(case_id, files["seg"], f"shape {seg.shape} does not fit the image {data.shape}")
         return data, seg, self.properties(case_id)
 
     def properties(self, case_id: str) -> CaseProperties:
         """The :class:`CaseProperties` of one case."""
         if case_id not in self._properties:
-            self._properties[case_id] = CaseProperties.from_dict(read_json(self._files(case_id)["properties"]))
+            path = self._files(case_id)["properties"]
+            try:
+                self._properties[case_id] = CaseProperties.from_dict(read_json(path))
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                raise self._damaged(case_id, path, err) from None
         return self._properties[case_id]
+
+    def _damaged(self, case_id: str, path: Path, err: object) -> PreprocessedCaseError:
+        """The error for an unreadable stored file: a case without its JSON is recomputed by the next run."""
+        detail = f"missing entry {err}" if isinstance(err, KeyError) else str(err)
+        if isinstance(err, FileNotFoundError):
+            detail = "the file is missing"
+        return PreprocessedCaseError(
+            f"{path}: preprocessed case {case_id} is damaged or incomplete ({detail}); delete "
+            f"{case_files(self.folder, case_id)['properties']} and re-run \"autounet preprocess\" (or "
+            "\"autounet train DATASET ...\"), which recomputes the case"
+        )
 
     def foreground_locations(self, case_id: str) -> dict[int, np.ndarray]:
         """Sampled foreground voxel coordinates per label: ``{label: ndarray of int32, shape (N, 3)}``.
@@ -208,8 +235,12 @@ class PreprocessedStore:
         Coordinates index the spatial axes of the stored arrays (z, y, x); 2D data is stored as (C, 1, y, x),
         so its coordinates have z = 0. Labels declared but absent in the case have ``N = 0``.
         """
-        with np.load(self._files(case_id)["foreground"], allow_pickle=False) as npz:
-            return {int(key): npz[key] for key in npz.files}
+        path = self._files(case_id)["foreground"]
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                return {int(key): npz[key] for key in npz.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            raise self._damaged(case_id, path, err) from None
 
 
 def open_preprocessed(folder: PathType) -> PreprocessedStore:

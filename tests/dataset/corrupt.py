@@ -259,3 +259,31 @@ def add_extra_channel_file(root: Path, case_id: str, channel: int = 1) -> Path:
     target = root / "imagesTr" / f"{case_id}_{channel:04d}{ENDING}"
     shutil.copyfile(root / "imagesTr" / f"{case_id}_0000{ENDING}", target)
     return target
+
+
+def make_image_complex(root: Path, case_id: str) -> Path:
+    """Store the image with complex voxels (a wrong dtype: FFT output saved by mistake)."""
+    def change(image: sitk.Image) -> sitk.Image:
+        real = sitk.Cast(image, sitk.sitkFloat32)
+        return sitk.RealAndImaginaryToComplex(real, real)
+
+    return rewrite(image_file(root, case_id), change)
+
+
+def make_image_vector(root: Path, case_id: str) -> Path:
+    """Store the image as a 3-component (RGB-like) image where one channel is declared."""
+    return rewrite(image_file(root, case_id), lambda image: sitk.Compose(image, image, image))
+
+
+def make_label_float64(root: Path, case_id: str) -> Path:
+    """Store the label as float64 holding whole numbers (a different but harmless dtype)."""
+    return rewrite(label_file(root, case_id), lambda image: sitk.Cast(image, sitk.sitkFloat64))
+
+
+def add_negative_label(root: Path, case_id: str) -> Path:
+    def change(image: sitk.Image) -> sitk.Image:
+        array = sitk.GetArrayFromImage(image).astype(np.int16)
+        array[0, 0, :3] = -1
+        return _with_array(image, array)
+
+    return rewrite(label_file(root, case_id), change)
