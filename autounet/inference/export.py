@@ -17,7 +17,7 @@ from autounet.inference.ensemble import (
 )
 from autounet.io import Geometry, write_image
 from autounet.io.formats import PIL_EXTENSIONS, file_extension
-from autounet.jsonio import atomic_path
+from autounet.jsonio import save_npz
 from autounet.planners.plans import Plans
 from autounet.preprocessing.properties import CaseProperties
 from autounet.typing import PathType
@@ -87,11 +87,7 @@ def write_probabilities(path: PathType, probabilities: np.ndarray, label_values:
     """
     if probabilities.shape[0] != len(label_values):
         raise ValueError(f"{probabilities.shape[0]} probability channels but {len(label_values)} label values")
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(
-                handle, probabilities=probabilities.astype(np.float32, copy=False), labels=np.asarray(label_values, np.int64)
-            )
+    save_npz(path, probabilities=probabilities.astype(np.float32, copy=False), labels=np.asarray(label_values, np.int64))
 
 
 def read_probabilities(path: PathType) -> tuple[np.ndarray, tuple[int, ...]]:

@@ -194,10 +194,17 @@ def _trained_context_slices(
 def _check_parameters(weights: dict[str, Any], expected: dict[str, torch.Tensor], path: Path, configuration: str) -> None:
     missing = [name for name in expected if name not in weights]
     unexpected = [name for name in weights if name not in expected]
+    not_tensors = [name for name in expected if name in weights and not isinstance(weights[name], torch.Tensor)]
+    if not_tensors:
+        raise CheckpointError(
+            f"{path}: 'network_weights' holds {type(weights[not_tensors[0]]).__name__} instead of a tensor for "
+            f"{', '.join(not_tensors[:3])}; the file is not an autounet checkpoint (or was edited): retrain or ask "
+            "its author for the original"
+        )
     wrong = [
         f"{name}: checkpoint {tuple(weights[name].shape)}, plans {tuple(tensor.shape)}"
         for name, tensor in expected.items()
-        if name in weights and (not isinstance(weights[name], torch.Tensor) or weights[name].shape != tensor.shape)
+        if name in weights and weights[name].shape != tensor.shape
     ]
     if missing or unexpected or wrong:
         details = "; ".join(

@@ -292,3 +292,8 @@ def load_plans(path: PathType) -> Plans:
         return Plans.from_dict(read_json(path))
     except PlansError as err:
         raise PlansError(f"{path}: {err}") from None
+    except (TypeError, ValueError, AttributeError, IndexError) as err:  # a hand edit gave an entry the wrong type
+        raise PlansError(
+            f"{path}: an entry has the wrong type or value ({type(err).__name__}: {err}); undo the edit or re-run "
+            '"autounet plan"'
+        ) from None

@@ -23,7 +23,7 @@ from typing import Any, Iterator, Literal
 import numpy as np
 
 from autounet.errors import AutounetError, MissingStageError
-from autounet.jsonio import atomic_path, read_json, save_npy, write_json
+from autounet.jsonio import read_json, save_npy, save_npz, write_json
 from autounet.preprocessing.properties import CaseProperties
 from autounet.typing import PathType
 
@@ -57,10 +57,7 @@ def write_case(
     files = case_files(folder, properties.case_id)
     save_npy(files["data"], np.ascontiguousarray(data, dtype=np.float32))
     save_npy(files["seg"], np.ascontiguousarray(seg))
-    with atomic_path(files["foreground"]) as tmp:
-        with open(tmp, "wb") as f:
-            arrays = {str(label): coords for label, coords in locations.items()}
-            np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub mistakes the keys for allow_pickle
+    save_npz(files["foreground"], compress=False, **{str(label): coords for label, coords in locations.items()})
     write_json(files["properties"], {**properties.to_dict(), "signature": signature})
 
 

@@ -8,6 +8,7 @@ A checkpoint is a dict of tensors, numbers, strings, lists and dicts (docs/archi
 from __future__ import annotations
 
 import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,10 @@ def load_checkpoint(path: PathType, map_location: str | torch.device = "cpu") ->
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip()  # torch colours part of its message
+        # torch's "WeightsUnpickler error: Unsupported global: GLOBAL x.y" names what the file would have imported
+        detail = re.search(r"WeightsUnpickler error: ([^\n]*?)(?: was not an allowed global|\n|$)", text)
+        first_line = detail.group(1).strip() if detail else (text.splitlines()[0] if text else type(err).__name__)
         raise CheckpointError(
             f"{path}: refused to load: the file holds Python objects other than tensors and plain data, which could "
             f"run code ({first_line}). Only use checkpoints written by autounet from a source you trust."
@@ -107,6 +111,9 @@ def check_compatible(
     if model_state is None:
         return
     weights = checkpoint["network_weights"]
+    if not isinstance(weights, Mapping) or not all(isinstance(w, torch.Tensor) for w in weights.values()):
+        raise CheckpointError(f"{path}: 'network_weights' is not a dict of tensors; the file is not an autounet "
+                              "checkpoint (or was edited): train from scratch without --resume")
     missing = [name for name in model_state if name not in weights]
     unexpected = [name for name in weights if name not in model_state]
     wrong = [
