@@ -25,3 +25,7 @@ class PlansError(AutounetError, ValueError):
 
 class MissingStageError(AutounetError, FileNotFoundError):
     """A stage needs the output of an earlier stage that is not there yet."""
+
+
+class DiskFullError(AutounetError, OSError):
+    """A write failed because the disk (or the user's quota) is full; files written before are complete and kept."""

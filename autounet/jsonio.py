@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,27 +13,97 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from autounet.errors import DiskFullError
 from autounet.typing import PathType
 
 
+#: Error numbers of a full disk and of an exhausted quota.
+_DISK_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+#: When a writer fails without an error number (torch and SimpleITK raise RuntimeError) and less than this is free,
+#: the disk is taken to be full: real writes need far more than a few megabytes of headroom.
+NEARLY_FULL_BYTES = 16 * 1024**2
+
+
 @contextmanager
-def atomic_path(path: PathType) -> Iterator[Path]:
+def atomic_path(path: PathType, expected_bytes: int | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
     The temporary file lives in the same folder so the final ``os.replace`` is atomic. On error the
     temporary file is removed and any existing ``path`` is left untouched.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to write.
+    expected_bytes : int, optional
+        About how large the file will be; named in the message if the disk fills up.
+
+    Raises
+    ------
+    DiskFullError
+        If the disk or quota is full (also when the writer raised a plain ``RuntimeError`` and the disk has less
+        than :data:`NEARLY_FULL_BYTES` free); says where, how much is free and how much was needed.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        if err.errno in _DISK_FULL_ERRNOS:
+            raise _disk_full(path, None, expected_bytes) from err
+        raise
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:
+        if not isinstance(err, DiskFullError) and _is_disk_full(err, path, expected_bytes):
+            raise _disk_full(path, tmp, expected_bytes) from err
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _is_disk_full(err: BaseException, path: Path, expected_bytes: int | None) -> bool:
+    if isinstance(err, OSError) and err.errno is not None:
+        return err.errno in _DISK_FULL_ERRNOS
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return False
+    return free < max(NEARLY_FULL_BYTES, expected_bytes or 0)
+
+
+def _size(num_bytes: float) -> str:
+    """``"12.3 MB"``, or ``"40 kB"`` below 0.1 MB.
+
+    Examples
+    --------
+    >>> _size(12_345_678), _size(40_000)
+    ('12.3 MB', '40 kB')
+    """
+    return f"{num_bytes / 1e6:,.1f} MB" if num_bytes >= 1e5 else f"{num_bytes / 1e3:,.0f} kB"
+
+
+def _disk_full(path: Path, tmp: Path | None, expected_bytes: int | None) -> DiskFullError:
+    """The error for a full disk: where, how much is free, how much the file needed."""
+    try:
+        free = f"{shutil.disk_usage(path.parent).free / 1e6:,.0f} MB free"
+    except OSError:
+        free = "free space unknown"
+    written = tmp.stat().st_size if tmp is not None and tmp.exists() else 0
+    if expected_bytes:
+        needed = f"about {_size(max(expected_bytes, written))} needed for this file"
+    else:
+        needed = f"at least {_size(written)} needed for this file (written before the disk filled)"
+    error = DiskFullError(
+        f"disk full while writing {path} ({free} on the disk holding {path.parent}; {needed}); free some space or "
+        "choose another output folder, then re-run: the files written before are complete and kept"
+    )
+    error.errno = errno.ENOSPC
+    return error
 
 
 def _to_jsonable(value: Any) -> Any:
@@ -74,7 +146,7 @@ def save_npy(path: PathType, array: np.ndarray) -> None:
     """Save ``array`` as ``.npy`` atomically (no pickle: object arrays are refused)."""
     if array.dtype == object:
         raise TypeError("object arrays cannot be stored without pickle; convert to a numeric dtype")
-    with atomic_path(path) as tmp:
+    with atomic_path(path, expected_bytes=array.nbytes) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, array, allow_pickle=False)
 
@@ -93,7 +165,7 @@ def save_npz(path: PathType, compress: bool = True, **arrays: np.ndarray) -> Non
         if np.asarray(array).dtype == object:
             raise TypeError(f"array {name!r} is an object array, which cannot be stored without pickle; convert it "
                             "to a numeric dtype")
-    with atomic_path(path) as tmp:
+    with atomic_path(path, expected_bytes=sum(np.asarray(a).nbytes for a in arrays.values())) as tmp:
         with open(tmp, "wb") as f:
             save = np.savez_compressed if compress else np.savez
             save(f, **arrays)  # type: ignore[arg-type]  # numpy's stub mistakes the keys for allow_pickle

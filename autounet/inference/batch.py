@@ -244,11 +244,42 @@ def _fail(report: PredictionReport, case: InputCase, err: Exception, bar) -> Non
     logger.debug("case %s failed", case.case_id, exc_info=True)
     message = str(err) if isinstance(err, (AutounetError, OSError, ValueError)) else f"{type(err).__name__}: {err}"
     if isinstance(err, MemoryError):
-        message = f"out of memory ({err}); use --workers 0, a smaller --tile-batch-size, or a machine with more memory"
+        message = (f"out of memory{f' ({err})' if str(err) else ''}{_memory_need(case, report)}; cases predicted at the same time each hold "
+                   "their own copy: use --workers 0 (one case at a time), a smaller --tile-batch-size, or a machine "
+                   "with more memory")
     if not any(str(f) in message for f in case.files):
         message = f"{case.describe()}: {message}"
     report.failed[case.case_id] = message
     bar.update()
+
+
+#: Copies of the case's class scores held at the peak of :meth:`Predictor.finish`: the summed scores on the network's
+#: grid, the resampled probabilities on the input grid and their average over the ensemble.
+PREDICTION_SCORE_COPIES = 3
+
+
+def estimate_prediction_memory_bytes(voxels: float, channels: int, num_classes: int) -> float:
+    """About how much memory predicting one case needs: its float32 image plus the class scores.
+
+    Examples
+    --------
+    >>> round(estimate_prediction_memory_bytes(512 * 512 * 300, 1, 3) / 1e9, 1)  # one CT volume, three classes
+    3.1
+    """
+    float32_bytes = 4
+    return voxels * float32_bytes * (channels + PREDICTION_SCORE_COPIES * num_classes)
+
+
+def _memory_need(case: InputCase, report: PredictionReport) -> str:
+    """``": case X needs about N GB (shape ...)"`` from the image headers, or ``""`` if they are unreadable."""
+    try:
+        shape, channels = read_image_geometry(case.files[0])[:2]
+        channels *= len(case.files)
+    except Exception:  # the estimate is a courtesy; the memory error is what matters
+        return ""
+    num_classes = int(report.settings.get("num_classes") or 2)
+    needed = estimate_prediction_memory_bytes(float(np.prod(shape)), channels, num_classes)
+    return f": case {case.case_id} needs about {needed / 1e9:.1f} GB (shape {tuple(shape)}, {num_classes} classes)"
 
 
 def _settings(predictor: "Predictor", save_probabilities: bool, save_uncertainty: bool) -> dict[str, Any]:
@@ -263,4 +294,5 @@ def _settings(predictor: "Predictor", save_probabilities: bool, save_uncertainty
         "save_probabilities": save_probabilities,
         "save_uncertainty": save_uncertainty,
         "device": str(predictor.device),
+        "num_classes": len(predictor.label_values),
     }

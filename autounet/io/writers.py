@@ -30,7 +30,7 @@ def write_image(path: PathType, array: np.ndarray, geometry: Geometry, compress:
     ext = check_supported(path)
     if array.ndim not in (3, 4):
         raise ValueError(f"expected an array of shape (z, y, x) or (C, z, y, x), got shape {array.shape}")
-    with atomic_path(path) as tmp:
+    with atomic_path(path, expected_bytes=array.nbytes) as tmp:  # uncompressed size: an upper bound
         tmp_with_ext = tmp.with_name(tmp.name + ext)
         try:
             if ext in PIL_EXTENSIONS:

@@ -34,9 +34,20 @@ class CheckpointError(AutounetError, ValueError):
 def save_checkpoint(path: PathType, checkpoint: Mapping[str, Any]) -> Path:
     """Write ``checkpoint`` to ``path`` atomically (a killed run leaves the previous file intact)."""
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, expected_bytes=_tensor_bytes(checkpoint)) as tmp:
         torch.save(dict(checkpoint), tmp)
     return path
+
+
+def _tensor_bytes(value: Any) -> int:
+    """Bytes of all tensors in a nested checkpoint: about the size of the file."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, Mapping):
+        return sum(_tensor_bytes(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in value)
+    return 0
 
 
 def load_checkpoint(path: PathType, map_location: str | torch.device = "cpu") -> dict[str, Any]:
