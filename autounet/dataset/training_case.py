@@ -54,10 +54,10 @@ def require_usable_image(image: Image, files: Iterable[PathType]) -> None:
     if data.dtype.kind != "f":
         return  # integer voxels cannot have been NaN in the file
     for path in files:
-        count = count_nonfinite_nifti(path)
-        if count:
+        raw_count = count_nonfinite_nifti(path)
+        if raw_count:
             raise DatasetError(
-                f"{path}: {count} NaN/Inf voxel(s), which the NIfTI reader turns into 0 (a silently different "
+                f"{path}: {raw_count} NaN/Inf voxel(s), which the NIfTI reader turns into 0 (a silently different "
                 "image); replace them (e.g. with the minimum intensity) and re-run"
             )
 

@@ -92,7 +92,7 @@ def _require_consistent_cases(dataset: Dataset, cases: tuple[CaseFingerprint, ..
     """Refuse label values dataset.json does not declare and 2D cases among 3D ones (or the reverse)."""
     declared = dataset.description.label_values
     for case, entry in zip(cases, dataset.training):
-        require_declared_labels(case.label_voxels, declared, entry.label_file)
+        require_declared_labels(case.label_voxels, declared, entry.label_file or entry.case_id)
     require_one_dimensionality(
         {case.case_id: case.shape[0] == 1 for case in cases},
         {entry.case_id: entry.image_files[0] for entry in dataset.training},
