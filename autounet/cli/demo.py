@@ -17,7 +17,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("-o", "--output", type=Path, default=Path("demo_output"), help="folder for data and results")
     parser.add_argument("--kind", choices=["3d", "3d_aniso", "2d"], default="3d", help="which synthetic dataset")
     parser.add_argument("--cases", type=int, default=12, help="number of training cases to generate")
-    parser.add_argument("--budget", type=parse_duration, default=240.0, dest="budget_seconds", help="wall-clock budget of the run (default 4m)")
+    parser.add_argument("--budget", type=parse_duration, default=360.0, dest="budget_seconds", help="wall-clock budget of the run (default 6m: about a minute per fold)")
     parser.add_argument("-f", "--folds", nargs="+", default=["0", "1", "2", "3", "4"], help="folds to train (default all five)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
     parser.set_defaults(func=run)

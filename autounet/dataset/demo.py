@@ -68,7 +68,7 @@ def _make_case(spec: DemoSpec, rng: np.random.Generator) -> tuple[np.ndarray, np
     margin = np.minimum(organ_radii + 1, (spatial - 1) / 2)
     organ_center = np.array([rng.uniform(m, s - 1 - m) if s > 1 else 0.0 for m, s in zip(margin, spatial)])
     organ = _ellipsoid(shape, organ_center, organ_radii) & body
-    lesion_radii = np.maximum(organ_radii * rng.uniform(0.35, 0.5), 0.6)
+    lesion_radii = np.maximum(organ_radii * rng.uniform(0.5, 0.65), 0.6)
     lesion_center = organ_center + np.where(spatial > 1, rng.uniform(-0.3, 0.3, size=3) * organ_radii, 0.0)
     lesion = _ellipsoid(shape, lesion_center, lesion_radii) & organ
     label = np.zeros(shape, dtype=np.uint8)
