@@ -157,6 +157,7 @@ def run_pipeline(dataset_dir: PathType, results_root: PathType = "results", opti
             logger.info("keeping the existing plans in %s (use replan to plan again)", plans_path)
             plans = load_plans(plans_path)
     configurations = _choose_configurations(plans, options.configurations)
+    configurations = _without_unfed_cascades(plans, configurations, options, summary.notes)
     summary.configurations = configurations
 
     # Compute-aware planning changes widths and batches, never the preprocessed arrays: preprocess first, so the
@@ -211,14 +212,13 @@ def _plan_for_budget(plans, configurations, num_cases, options: RunOptions, star
     from autounet.trainers.step_timing import plan_configurations_for_budget
 
     assert options.budget_seconds is not None
-    trainable = [c for c in configurations if not plans.configuration(c).previous_stage]
     per_fold = per_fold_budget(options.budget_seconds, time.monotonic() - started, len(configurations) * len(options.folds))
     entry["per_fold_seconds"] = round(per_fold, 1)
     if per_fold < MIN_USEFUL_FOLD_SECONDS:
         logger.warning("only %.0f s per fold: planning the networks for %.0f s", per_fold, MIN_USEFUL_FOLD_SECONDS)
         per_fold = MIN_USEFUL_FOLD_SECONDS
     return plan_configurations_for_budget(
-        plans, per_fold, trainable, device=options.training.device, precision=options.training.precision,
+        plans, per_fold, configurations, device=options.training.device, precision=options.training.precision,
         num_training_cases=training_cases_per_fold(num_cases),
     )
 
@@ -244,6 +244,27 @@ def _choose_configurations(plans, requested: Sequence[str] | None) -> list[str]:
         if name not in ordered:
             ordered.append(name)
     return ordered
+
+
+def _without_unfed_cascades(plans, configurations: list[str], options: RunOptions, notes: list[str]) -> list[str]:
+    """Drop cascade stages the run cannot train: they learn from the cross-validation predictions of their previous
+    stage, which take all five folds of it. An explicitly requested one is an error instead."""
+    if set(DEFAULT_FOLDS) <= {f for f in options.folds if f != "all"}:
+        return configurations
+    kept = []
+    for name in configurations:
+        previous = plans.configuration(name).previous_stage
+        if not previous:
+            kept.append(name)
+            continue
+        reason = (
+            f"{name} learns from the cross-validation predictions of {previous}, which need its folds 0-4, and this "
+            f"run trains folds {' '.join(str(f) for f in options.folds)}"
+        )
+        if options.configurations and name in options.configurations:
+            raise DatasetError(f"{reason}; pass --folds 0 1 2 3 4 (or leave {name} out)")
+        notes.append(f"{name} is not trained: {reason}")
+    return kept
 
 
 def _fold_done(results_dir: Path, configuration: str, fold: Any) -> bool:

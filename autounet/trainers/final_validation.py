@@ -97,7 +97,11 @@ class FinalValidation:
     def _predict(self, network: nn.Module, case_id: str, dtype: torch.dtype) -> tuple[torch.Tensor, Any]:
         from autounet.inference import predict_logits
 
-        data, _, properties = self.source.load(case_id, mmap=False)
+        data, seg, properties = self.source.load(case_id, mmap=False)
+        if self.configuration.previous_stage:  # a cascade: the previous stage's prediction as one-hot channels
+            from autounet.inference.ensemble import one_hot_foreground
+
+            data = np.concatenate([data, one_hot_foreground(np.asarray(seg)[1], self.plans.label_values, np.float32)])
         logits = predict_logits(
             network,
             np.asarray(data),

@@ -254,11 +254,6 @@ def plan_for_budget(
     return replace(new_plans, configurations={**new_plans.configurations, configuration_name: changed}), choice
 
 
-#: Configurations compute-aware planning leaves alone: the cascade stage cannot be trained yet and shares the
-#: full-resolution network.
-NOT_BUDGETED = ("3d_cascade_fullres",)
-
-
 def plan_configurations_for_budget(
     plans: Plans,
     budget_seconds: float,
@@ -273,7 +268,7 @@ def plan_configurations_for_budget(
     ``budget_seconds`` is the budget of one fold of one configuration; the number of training cases per fold
     scales the augmentation (see :func:`plan_for_budget`).
     """
-    names = list(configurations) if configurations else [n for n in plans.configurations if n not in NOT_BUDGETED]
+    names = list(configurations) if configurations else list(plans.configurations)
     for name in names:
         plans, choice = plan_for_budget(
             plans, name, budget_seconds, device=device, precision=precision, num_training_cases=num_training_cases

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from autounet.errors import PlansError
+from autounet.errors import MissingStageError
 from autounet.planners.context_slices import expand_channel_indices
 from autounet.planners.plans import PLANS_VERSION, network_input_channels
 from autounet.trainers import components
@@ -31,6 +31,7 @@ from autounet.trainers.checkpoint import (
     check_compatible,
     load_checkpoint,
 )
+from autounet.trainers.cascade import CascadeSource, cascade_case_ids, prepare_previous_stage, previous_stage_folder
 from autounet.trainers.config import TrainingConfig
 from autounet.trainers.data.augmentation import plan_augmentation
 from autounet.trainers.data.loader import CaseSource, PatchLoader
@@ -141,17 +142,14 @@ def train_fold(
     config = config or TrainingConfig()
     results_dir, fold, context = Path(results_dir), parse_fold(fold), context_from_environment()
     plans = components.read_plans(results_dir)
-    if plans.configuration(configuration).previous_stage:  # also a clear error for an unknown name
-        raise PlansError(
-            f"training {configuration} (a cascade stage) is not supported yet; train "
-            f"{plans.configuration(configuration).previous_stage} or 3d_fullres instead"
-        )
     if source is None:
         source = components.open_store(results_dir, plans.configuration(configuration))
     conf = components.effective_configuration(plans, configuration, config, len(source.case_ids))
     splits = load_or_create_splits(results_dir, source.case_ids, write=context.is_writer)
     context.barrier()
     train_ids, val_ids = fold_cases(splits, fold, source.case_ids)
+    if conf.previous_stage:
+        source = _cascade_source(results_dir, plans, configuration, source, splits, fold, dataset, context, config.progress)
     fold_dir = fold_directory(results_dir, configuration, fold)
 
     device = init_process_group(context, resolve_device(config.device))
@@ -210,7 +208,8 @@ def _loaders(source, plans, conf, config, train_ids, val_ids, context, checkpoin
     batch_size = split_batch_size(conf.batch_size, context)
     start_iteration = int(checkpoint["iteration"]) if checkpoint else 0
     start_epoch = int(checkpoint["epoch"]) if checkpoint else 0
-    augmentation = plan_augmentation(conf.patch_size, config.augment, mask, augmentation_scale(config, conf))
+    previous_classes = plans.num_classes if conf.previous_stage else 0
+    augmentation = plan_augmentation(conf.patch_size, config.augment, mask, augmentation_scale(config, conf), previous_classes)
     train = PatchLoader(
         source, train_ids, batch_size, augmentation,
         config.foreground_fraction, config.seed, context.rank, start_iteration, label_values=plans.label_values,
@@ -219,12 +218,30 @@ def _loaders(source, plans, conf, config, train_ids, val_ids, context, checkpoin
     if not val_ids or config.validation_iterations == 0:
         return train, None
     validation = PatchLoader(
-        source, val_ids, batch_size, plan_augmentation(conf.patch_size, augment=False, mask_channels=mask),
+        source, val_ids, batch_size,
+        plan_augmentation(conf.patch_size, augment=False, mask_channels=mask, previous_stage_classes=previous_classes),
         config.foreground_fraction, config.seed + VALIDATION_SEED_OFFSET, context.rank,
         start_epoch * config.validation_iterations, label_values=plans.label_values,
         context_slices=conf.context_slices,
     )
     return train, validation
+
+
+def _cascade_source(results_dir, plans, configuration, store, splits, fold, dataset, context, progress) -> CaseSource:
+    """The store with the previous stage's cross-validation predictions as a second label channel (made first)."""
+    root = dataset if dataset is not None else (getattr(store, "manifest", None) or {}).get("dataset")
+    if root is None or not Path(root).is_dir():
+        raise MissingStageError(
+            f"training {configuration} needs the raw dataset to map the {plans.configuration(configuration).previous_stage} "
+            f"predictions onto its grid, and {root} is not a folder; pass the dataset folder (autounet train DATASET ...)"
+        )
+    if context.is_writer:
+        prepare_previous_stage(
+            results_dir, plans, configuration, splits, cascade_case_ids(splits, fold, store.case_ids), Path(root),
+            workers=None, progress=progress,
+        )
+    context.barrier()
+    return CascadeSource(store, previous_stage_folder(results_dir, plans, configuration))
 
 
 def augmentation_scale(config: TrainingConfig, configuration: Any) -> float:

@@ -69,3 +69,19 @@ def test_unknown_configuration_is_refused(finished_run, tmp_path):
 def test_cli_run_reports_the_missing_dataset(tmp_path, capsys):
     assert main(["run", str(tmp_path / "nothing"), "-o", str(tmp_path)]) == 2
     assert "dataset folder not found" in capsys.readouterr().err
+
+
+def test_a_cascade_is_only_trained_with_all_five_folds_of_its_previous_stage():
+    from types import SimpleNamespace
+
+    from autounet.pipeline.run import _without_unfed_cascades
+
+    previous = {"3d_fullres": None, "3d_cascade_fullres": "3d_lowres"}
+    plans = SimpleNamespace(configuration=lambda name: SimpleNamespace(previous_stage=previous[name]))
+    names = ["3d_fullres", "3d_cascade_fullres"]
+    notes: list[str] = []
+    assert _without_unfed_cascades(plans, names, RunOptions(), notes) == names and notes == []
+    assert _without_unfed_cascades(plans, names, RunOptions(folds=(0,)), notes) == ["3d_fullres"]
+    assert "3d_cascade_fullres is not trained" in notes[0] and "folds 0-4" in notes[0]
+    with pytest.raises(DatasetError, match="--folds 0 1 2 3 4"):
+        _without_unfed_cascades(plans, names, RunOptions(folds=("all",), configurations=tuple(names)), [])

@@ -25,6 +25,8 @@ from batchgenerators.transforms.noise_transforms import GaussianBlurTransform, G
 from batchgenerators.transforms.resample_transforms import SimulateLowResolutionTransform  # type: ignore[import-untyped]
 from batchgenerators.transforms.spatial_transforms import MirrorTransform, SpatialTransform  # type: ignore[import-untyped]
 
+from autounet.trainers.data.cascade_transforms import previous_stage_transforms
+
 # nnU-Net v2 defaults (nnUNetTrainer.configure_rotation_dummyDA_mirroring_and_inital_patch_size and
 # get_training_transforms); the names say what each number is.
 ANISOTROPY_THRESHOLD = 3.0
@@ -79,6 +81,10 @@ class AugmentationPlan:
     probability_scale : float
         Multiplies the probability of every random transform except mirroring (1 = nnU-Net's; 0 = mirroring
         only). Short training runs converge faster with less augmentation (docs/training.md, "Wall-clock budget").
+    previous_stage_classes : int
+        For a cascade stage, the number of classes (background included) of the previous stage's segmentation,
+        which arrives as label channel 1 and leaves as ``previous_stage_classes - 1`` one-hot input channels
+        (:mod:`autounet.trainers.data.cascade_transforms`); 0 otherwise.
     """
 
     patch_size: tuple[int, ...]
@@ -89,6 +95,7 @@ class AugmentationPlan:
     enabled: bool = True
     mask_channels: tuple[int, ...] = field(default_factory=tuple)
     probability_scale: float = 1.0
+    previous_stage_classes: int = 0
 
 
 def enlarged_patch_size(
@@ -121,7 +128,11 @@ def enlarged_patch_size(
 
 
 def plan_augmentation(
-    patch_size: Sequence[int], augment: bool = True, mask_channels: Sequence[int] = (), probability_scale: float = 1.0
+    patch_size: Sequence[int],
+    augment: bool = True,
+    mask_channels: Sequence[int] = (),
+    probability_scale: float = 1.0,
+    previous_stage_classes: int = 0,
 ) -> AugmentationPlan:
     """nnU-Net's rule for rotation ranges, in-plane-only augmentation, mirroring and the enlarged patch.
 
@@ -135,6 +146,8 @@ def plan_augmentation(
         Channels normalised inside the non-zero mask.
     probability_scale : float
         Factor on the probability of every random transform except mirroring, within [0, 1].
+    previous_stage_classes : int
+        Classes of a cascade's previous stage (see :class:`AugmentationPlan`); 0 for other configurations.
 
     Returns
     -------
@@ -164,7 +177,8 @@ def plan_augmentation(
     mirror_axes = tuple(range(len(patch)))
     if not augment:
         zero = (0.0,) * (1 if len(patch) == 2 else 3)
-        return AugmentationPlan(patch, patch, zero, False, mirror_axes, enabled=False, mask_channels=tuple(mask_channels))
+        return AugmentationPlan(patch, patch, zero, False, mirror_axes, enabled=False, mask_channels=tuple(mask_channels),
+                                previous_stage_classes=previous_stage_classes)
     if len(patch) == 2:
         degrees = ROTATION_2D_ELONGATED_DEGREES if max(patch) / min(patch) > ELONGATED_2D_ASPECT else ROTATION_2D_DEGREES
         rotation: tuple[float, ...] = (degrees,)
@@ -180,7 +194,9 @@ def plan_augmentation(
         initial = enlarged_patch_size(patch, rotation)
     if probability_scale == 0.0:  # mirroring only: no rotation or zoom, so no larger patch is needed
         initial = patch
-    return AugmentationPlan(patch, initial, rotation, in_plane, mirror_axes, True, tuple(mask_channels), probability_scale)
+    return AugmentationPlan(
+        patch, initial, rotation, in_plane, mirror_axes, True, tuple(mask_channels), probability_scale, previous_stage_classes
+    )
 
 
 class _MergeAxisIntoChannels(AbstractTransform):
@@ -261,8 +277,13 @@ def build_transforms(plan: AugmentationPlan) -> Compose:
     >>> batch["data"].shape, int(batch["seg"].min())
     ((2, 1, 8, 8, 8), 0)
     """
+    cascade = (
+        previous_stage_transforms(plan.previous_stage_classes, plan.enabled, plan.probability_scale)
+        if plan.previous_stage_classes
+        else []
+    )
     if not plan.enabled:
-        return Compose([_CenterCrop(plan.patch_size), _MaskOutside(plan.mask_channels)])
+        return Compose([_CenterCrop(plan.patch_size), _MaskOutside(plan.mask_channels), *cascade])
     transforms: list[AbstractTransform] = []
     scale = plan.probability_scale
     radians = [math.radians(d) for d in plan.rotation_degrees] + [0.0, 0.0]
@@ -317,4 +338,4 @@ def build_transforms(plan: AugmentationPlan) -> Compose:
     if plan.mirror_axes:
         transforms.append(MirrorTransform(plan.mirror_axes))
     transforms.append(_MaskOutside(plan.mask_channels))
-    return Compose(transforms)
+    return Compose([*transforms, *cascade])
