@@ -29,3 +29,7 @@ class MissingStageError(AutounetError, FileNotFoundError):
 
 class DiskFullError(AutounetError, OSError):
     """A write failed because the disk (or the user's quota) is full; files written before are complete and kept."""
+
+
+class OutOfMemoryError(AutounetError, MemoryError):
+    """A step ran out of (GPU or main) memory; the message says where, how much was asked for and what to lower."""

@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        if isinstance(err, MemoryError):
+        if isinstance(err, MemoryError) and not isinstance(err, AutounetError):
             message = f"out of memory ({err}); use fewer --workers or a smaller batch/patch"
         print(f"autounet {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -36,10 +36,35 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--workers", type=int, dest="num_workers", help="data augmentation worker processes (default: per device; 0 = in-process)")
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
     parser.add_argument("--augmentation-scale", type=float, help="factor on augmentation probabilities, 0-1 (default: plans', else 1)")
+    optimiser = parser.add_argument_group("optimiser and loss (defaults: nnU-Net's)")
+    optimiser.add_argument("--initial-lr", type=float, help="initial learning rate of the poly schedule (default 0.01)")
+    optimiser.add_argument("--momentum", type=float, help="SGD Nesterov momentum (default 0.99)")
+    optimiser.add_argument("--weight-decay", type=float, help="SGD weight decay (default 3e-5)")
+    optimiser.add_argument("--poly-exponent", type=float, help="exponent of the poly learning-rate decay (default 0.9)")
+    optimiser.add_argument("--grad-clip", type=float, help="gradient norm clipping (default 12)")
+    optimiser.add_argument("--loss-kwargs", type=_json_object, help='JSON arguments of the loss, e.g. \'{"alpha": 0.3}\'')
+    optimiser.add_argument("--foreground-fraction", type=float, help="share of each batch centred on foreground (default 1/3)")
+    optimiser.add_argument("--validation-iterations", type=int, help="pseudo-validation batches per epoch (default 50)")
+    optimiser.add_argument("--no-augmentation", dest="augment", action="store_false", help="no data augmentation at all")
+    optimiser.add_argument("--no-deep-supervision", dest="deep_supervision", action="store_false", help="loss on the full-resolution output only")
+    parser.add_argument("--threads", type=int, dest="num_threads", help="CPU threads of the network (default: tuned per epoch by timing)")
+    parser.add_argument("--checkpoint-every", type=parse_duration, dest="checkpoint_every_seconds", help="write checkpoint_latest.pt this often (default 5m)")
     parser.add_argument("--save-probabilities", action="store_true", help="also save validation probabilities (.npz) for ensembling")
     parser.add_argument("--no-validation", dest="final_validation", action="store_false", help="skip the final validation")
     add_progress_option(parser)
     parser.set_defaults(func=run)
+
+
+def _json_object(text: str) -> dict:
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({err}): {text}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f'expected a JSON object such as {{"alpha": 0.3}}, got {text}')
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,10 +75,12 @@ def run(args: argparse.Namespace) -> int:
 
     options = {name: getattr(args, name) for name in (
         "epochs", "iterations_per_epoch", "budget_seconds", "device", "precision", "loss", "network", "batch_size",
-        "patch_size", "context_slices", "early_stopping_patience", "num_workers", "seed", "augmentation_scale")}
+        "patch_size", "context_slices", "early_stopping_patience", "num_workers", "seed", "augmentation_scale",
+        "initial_lr", "momentum", "weight_decay", "poly_exponent", "grad_clip", "loss_kwargs", "foreground_fraction",
+        "validation_iterations", "num_threads", "checkpoint_every_seconds")}
     config = TrainingConfig(**{k: v for k, v in options.items() if v is not None},
                             final_validation=args.final_validation, save_probabilities=args.save_probabilities,
-                            progress=args.progress)
+                            augment=args.augment, deep_supervision=args.deep_supervision, progress=args.progress)
     dataset = None
     if args.results is None and is_results_folder(args.target):
         results = args.target

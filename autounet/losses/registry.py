@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable
 
 from torch import nn
@@ -47,7 +48,16 @@ def create_loss(name: str, **kwargs: Any) -> nn.Module:
     ...
     KeyError: 'unknown loss "dcie"; available: ce, dice, dice_ce, ... Did you mean "dice"?'
     """
-    return LOSSES.get(name)(**kwargs)
+    factory = LOSSES.get(name)
+    accepted = inspect.signature(factory).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+        unknown = sorted(set(kwargs) - set(accepted))
+        if unknown:
+            raise ValueError(
+                f'loss "{name}" has no parameter {", ".join(unknown)}; its parameters are '
+                f'{", ".join(accepted) or "none"} (check --loss-kwargs or the plans\' loss_kwargs)'
+            )
+    return factory(**kwargs)
 
 
 def list_losses() -> list[str]:

@@ -156,6 +156,13 @@ def run_pipeline(dataset_dir: PathType, results_root: PathType = "results", opti
         else:
             logger.info("keeping the existing plans in %s (use replan to plan again)", plans_path)
             plans = load_plans(plans_path)
+            if options.network and options.training.network is None:
+                # Kept plans name their own family: the trainer swaps it and re-plans patch and batch for it.
+                options = replace(options, training=replace(options.training, network=options.network))
+                summary.notes.append(
+                    f"{plans_path} was kept: every fold trains --network {options.network} with the patch and batch "
+                    "the planner gives that family (pass --replan to write them into the plans)"
+                )
     configurations = _choose_configurations(plans, options.configurations)
     configurations = _without_unfed_cascades(plans, configurations, options, summary.notes)
     summary.configurations = configurations

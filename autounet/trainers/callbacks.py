@@ -131,6 +131,7 @@ class TrainingLog(Callback):
             + (f"val loss {val_loss:.4f}, " if val_loss is not None else "")
             + (f"pseudo Dice {dice_text}, EMA {ema:.4f}{' (best)' if record.get('new_best') else ''}, " if ema is not None else "")
             + f"lr {record['lr']:.5f}, epoch time {record['epoch_seconds']:.1f} s"
+            + (f" (data wait {record['data_seconds']:.1f} s)" if "data_seconds" in record else "")
         )
 
     def on_train_end(self, trainer: Trainer) -> None:

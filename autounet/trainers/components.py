@@ -51,7 +51,9 @@ def effective_configuration(plans: Plans, name: str, config: TrainingConfig, num
     """The plans' configuration with the run's overrides (network family, batch, patch, context slices) applied.
 
     A new patch or batch is passed to the planner's :func:`~autounet.planners.plan_configuration` so that the
-    network topology follows the new patch exactly as ``autounet plan --patch-size`` would derive it.
+    network topology follows the new patch exactly as ``autounet plan --patch-size`` would derive it. Another
+    network family gets the patch and batch the planner gives that family under the plans' memory budget (unless
+    the run fixes them too), so a heavier family still fits.
 
     Raises
     ------
@@ -65,7 +67,8 @@ def effective_configuration(plans: Plans, name: str, config: TrainingConfig, num
             NETWORKS.get(network)
         except KeyError as err:
             raise PlansError(f"{err.args[0]} (--network)") from None
-    if network != configuration.network:
+    family_changed = network != configuration.network
+    if family_changed:
         # Family-specific arguments of another family do not carry over.
         configuration = configuration.replace(network=network, network_kwargs={})
     if config.context_slices is not None and config.context_slices != configuration.context_slices:
@@ -73,7 +76,7 @@ def effective_configuration(plans: Plans, name: str, config: TrainingConfig, num
             configuration = configuration.replace(context_slices=config.context_slices)
         except PlansError as err:
             raise PlansError(f"{err} (--context-slices)") from None
-    if config.patch_size is None and config.batch_size is None:
+    if config.patch_size is None and config.batch_size is None and not family_changed:
         return configuration
     if config.patch_size is not None and len(config.patch_size) != configuration.ndim:
         raise PlansError(
@@ -93,8 +96,10 @@ def effective_configuration(plans: Plans, name: str, config: TrainingConfig, num
         num_classes=plans.num_classes,
         network=network,
         network_kwargs=configuration.network_kwargs,
-        patch_size=config.patch_size or configuration.patch_size,
-        batch_size=config.batch_size or configuration.batch_size,
+        # Another family has other memory needs: what the run does not fix is planned again for it, under the
+        # plans' memory budget, as "autounet plan --network" would.
+        patch_size=config.patch_size or (None if family_changed else configuration.patch_size),
+        batch_size=config.batch_size or (None if family_changed else configuration.batch_size),
         base_features=configuration.features_per_stage[0],
         batch_dice=configuration.batch_dice,
     )
@@ -110,6 +115,27 @@ def effective_configuration(plans: Plans, name: str, config: TrainingConfig, num
         n_conv_per_stage=replanned.n_conv_per_stage,
         n_conv_per_stage_decoder=replanned.n_conv_per_stage_decoder,
     )
+
+
+def estimate_configuration_memory(plans: Plans, configuration: ConfigurationPlan) -> float:
+    """The planner's activation-memory estimate of one sample of ``configuration``, in its proxy units."""
+    from autounet.planners.memory import estimate_memory
+
+    return estimate_memory(
+        configuration.network, configuration.patch_size, configuration.features_per_stage, configuration.strides,
+        configuration.n_conv_per_stage, configuration.n_conv_per_stage_decoder, plans.num_classes,
+        configuration.network_kwargs,
+    )
+
+
+def estimated_training_memory_gb(plans: Plans, configuration: ConfigurationPlan) -> float:
+    """GPU memory of one training step of ``configuration`` by the planner's model, in GB (proxy units scaled by
+    the 8 GB calibration, ``autounet.planners.memory``)."""
+    from autounet.planners.memory import memory_budget, reference_batch_size
+
+    ndim = configuration.ndim
+    per_sample = estimate_configuration_memory(plans, configuration)
+    return per_sample * configuration.batch_size / reference_batch_size(ndim) / memory_budget(ndim, 1.0)
 
 
 def network_description(configuration: ConfigurationPlan) -> dict[str, Any]:

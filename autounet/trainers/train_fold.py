@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from autounet.errors import MissingStageError
+from autounet.errors import MissingStageError, OutOfMemoryError
 from autounet.planners.context_slices import expand_channel_indices
 from autounet.planners.plans import PLANS_VERSION, network_input_channels
 from autounet.trainers import components
@@ -186,7 +186,10 @@ def train_fold(
         final_validation.bind(trainer.plain_network, dtype)
         trainer.state.elapsed_seconds += time.monotonic() - started
         if not finished:
-            trainer.fit()
+            try:
+                trainer.fit()
+            except (MemoryError, torch.OutOfMemoryError) as err:
+                raise OutOfMemoryError(_out_of_memory_message(err, plans, conf, configuration, fold, device, fold_dir)) from None
     session_start = time.monotonic()
     validation = None
     if config.final_validation and val_ids:
@@ -225,6 +228,21 @@ def _loaders(source, plans, conf, config, train_ids, val_ids, context, checkpoin
         context_slices=conf.context_slices,
     )
     return train, validation
+
+
+def _out_of_memory_message(err: BaseException, plans, conf, configuration, fold, device, fold_dir: Path) -> str:
+    """What ran out, how much it asked for (the allocator's own words), the planner's estimate, and what to do."""
+    detail = str(err).split("\n")[0] or type(err).__name__
+    where = f"{device.type.upper()} memory" if device.type != "cpu" else "main memory"
+    smaller = max(1, conf.batch_size // 2)
+    return (
+        f"out of {where} while training {configuration} fold {fold} (network {conf.network}, features "
+        f"{list(conf.features_per_stage)}, batch {conf.batch_size}, patch {list(conf.patch_size)}): {detail}. "
+        f"The planner estimates {components.estimated_training_memory_gb(plans, conf):.1f} GB for this network and batch "
+        f"(plans made for {plans.memory_budget_gb:g} GB). Checkpoints in {fold_dir} are intact: continue with "
+        f"--resume and a smaller --batch-size (e.g. {smaller}) or --patch-size, or plan for this device with "
+        f'"autounet plan --gpu-memory GB" and train again'
+    )
 
 
 def _cascade_source(results_dir, plans, configuration, store, splits, fold, dataset, context, progress) -> CaseSource:

@@ -54,6 +54,9 @@ class TrainingState:
         Training losses of the unfinished epoch (a mid-epoch checkpoint keeps them).
     epoch_seconds : float
         Time already spent in the unfinished epoch.
+    epoch_data_seconds : float
+        Of that, the time spent waiting for training batches (in-process augmentation, or workers that fall
+        behind); the rest is the network's.
     ema_dice, best_ema_dice : float or None
         Smoothed pseudo validation Dice and its best value so far.
     elapsed_seconds : float
@@ -68,6 +71,7 @@ class TrainingState:
     log: list[dict[str, Any]] = field(default_factory=list)
     epoch_losses: list[float] = field(default_factory=list)
     epoch_seconds: float = 0.0
+    epoch_data_seconds: float = 0.0
     ema_dice: float | None = None
     best_ema_dice: float | None = None
     elapsed_seconds: float = 0.0
@@ -276,7 +280,10 @@ class Trainer:
         while not self.finished:
             self._call("on_epoch_start")
             while self.iterations_this_epoch() > 0 and self.state.stop_reason is None:
-                loss = self.train_step(next(self.train_batches))
+                waited = time.monotonic()
+                batch = next(self.train_batches)
+                self.state.epoch_data_seconds += time.monotonic() - waited
+                loss = self.train_step(batch)
                 self.state.iteration += 1
                 self.state.epoch_losses.append(loss)
                 tick()
@@ -290,6 +297,7 @@ class Trainer:
             self.state.epoch += 1
             self.state.epoch_losses = []
             self.state.epoch_seconds = 0.0
+            self.state.epoch_data_seconds = 0.0
             self._call("on_epoch_end", record)
             tick()
         self._call("on_train_end")
@@ -303,6 +311,7 @@ class Trainer:
             "train_loss": float(np.mean(losses)) if losses else float("nan"),
             "lr": self.current_lr(),
             "epoch_seconds": self.state.epoch_seconds,
+            "data_seconds": self.state.epoch_data_seconds,
             "elapsed_seconds": self.state.elapsed_seconds,
         }
         if metrics is not None:

@@ -21,6 +21,30 @@ def test_cli_trains_a_results_folder(tiny_results, capsys):
     assert summary["reference_dir"].endswith("labelsTr")
 
 
+
+def test_cli_optimiser_options_reach_the_training(tiny_results, capsys):
+    options = ["--epochs", "2", "--iterations-per-epoch", "2", "--validation-iterations", "1", "--initial-lr", "0.02",
+               "--poly-exponent", "1", "--momentum", "0.9", "--weight-decay", "0", "--grad-clip", "1",
+               "--foreground-fraction", "1", "--threads", "1", "--checkpoint-every", "1m", "--no-validation",
+               "--loss", "dice_focal", "--loss-kwargs", '{"gamma": 1.5}', "--device", "cpu", "--workers", "0",
+               "--precision", "float32", "--no-progress"]
+    assert main(["train", str(tiny_results), "3d_fullres", "0", *options]) == 0
+    log = json.loads((tiny_results / "3d_fullres" / "fold_0" / "training_log.json").read_text())
+    # After 2 of 4 iterations the poly schedule (exponent 1) is at half the initial 0.02.
+    assert log["epochs"][0]["lr"] == pytest.approx(0.01) and log["loss"] == "dice_focal"
+
+
+@pytest.mark.parametrize("kwargs, words", [("{oops", "not valid JSON"), ("[1, 2]", "expected a JSON object")])
+def test_cli_refuses_bad_loss_arguments(tiny_results, capsys, kwargs, words):
+    with pytest.raises(SystemExit):
+        main(["train", str(tiny_results), "3d_fullres", "0", *QUICK, "--loss-kwargs", kwargs])
+    assert words in capsys.readouterr().err
+
+
+def test_cli_names_an_unknown_loss_argument(tiny_results, capsys):
+    assert main(["train", str(tiny_results), "3d_fullres", "0", *QUICK, "--loss-kwargs", '{"gama": 2}']) == 2
+    assert "gama" in capsys.readouterr().err
+
 def test_cli_names_the_missing_stage(tmp_path, capsys):
     (tmp_path / "results").mkdir()
     assert main(["train", str(tmp_path / "results"), "3d_fullres", "0", "--results", str(tmp_path / "results")]) == 2

@@ -24,8 +24,10 @@ def test_train_fold_writes_checkpoints_logs_and_plot(tiny_results):
     assert len(log["epochs"]) == 2
     record = log["epochs"][-1]
     assert set(record["dice_per_label"]) == {"1", "2"} or len(record["dice_per_label"]) == 2
-    for key in ("train_loss", "val_loss", "ema_dice", "lr", "epoch_seconds"):
+    for key in ("train_loss", "val_loss", "ema_dice", "lr", "epoch_seconds", "data_seconds"):
         assert np.isfinite(record[key]), key
+    assert 0 < record["data_seconds"] < record["epoch_seconds"]  # in-process augmentation takes time, not all of it
+    assert "data wait" in (fold_dir / "training.log").read_text()
     assert (tiny_results / "splits.json").is_file()
 
 
@@ -105,3 +107,30 @@ def test_context_slices_training_override_is_recorded_for_inference(tiny_dataset
     model = Predictor.from_model_folder(results, "2d", folds=[0], device="cpu", postprocessing=None)
     trained = model.models["2d"][0]
     assert trained.context_slices == 2 and trained.network.in_channels == 5
+
+
+@pytest.mark.parametrize("error", [MemoryError("Unable to allocate 3.2 GiB for an array"),
+                                   "torch"])
+def test_running_out_of_memory_names_the_need_and_keeps_the_checkpoints(tiny_results, error):
+    import torch
+
+    from autounet.errors import OutOfMemoryError
+    from autounet.trainers import Callback
+
+    if error == "torch":
+        error = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    class RunOutAt(Callback):
+        def on_iteration_end(self, trainer, loss):
+            if trainer.state.iteration == 4:
+                raise error
+
+    with pytest.raises(OutOfMemoryError) as caught:
+        train_fold(tiny_results, "3d_fullres", 0, quick_config(checkpoint_every_seconds=0.0), callbacks=[RunOutAt()])
+    message = str(caught.value)
+    assert str(error).split(" for ")[0] in message  # the allocator's own words: how much it asked for
+    assert "batch 2" in message and "--resume" in message and "GB" in message and "--batch-size (e.g. 1)" in message
+    fold_dir = tiny_results / "3d_fullres" / "fold_0"
+    assert (fold_dir / "checkpoint_latest.pt").is_file()
+    result = train_fold(tiny_results, "3d_fullres", 0, quick_config(), resume=True)
+    assert result.iterations == 6

@@ -189,3 +189,32 @@ def test_plan_for_budget_records_the_choice(tiny_results):
     assert configuration.training["budget_seconds"] == 60 and configuration.training["budget_candidates"]
     assert any("compute-aware" in line for line in new_plans.explanations["3d_fullres"])
     assert plans.configuration("3d_fullres").training == {}  # the input is not changed
+
+
+def test_another_family_gets_a_patch_and_batch_that_fit_its_memory(tiny_results):
+    from dataclasses import replace
+
+    from autounet.planners import load_plans, plan_configuration
+    from autounet.planners.memory import fits_memory
+    from autounet.trainers.components import effective_configuration, estimate_configuration_memory
+
+    # A small GPU, so that the heavier families need smaller patches than the plain U-Net.
+    plans = replace(load_plans(tiny_results / "plans.json"), memory_budget_gb=0.02)
+    planned = plans.configuration("3d_fullres")
+
+    def plan_for(family):
+        return plan_configuration("3d_fullres", planned.spacing, planned.median_image_size_in_voxels,
+                                  float(np.prod(planned.median_image_size_in_voxels)) * 6, planned.normalization,
+                                  memory_budget_gb=0.02, num_classes=plans.num_classes, network=family,
+                                  base_features=planned.features_per_stage[0], batch_dice=planned.batch_dice).plan
+
+    unet_voxels = np.prod(plan_for("unet").patch_size)
+    for family in ("unetpp", "denseunet"):
+        chosen = effective_configuration(plans, "3d_fullres", quick_config(network=family), 6)
+        assert chosen.network == family
+        assert (chosen.patch_size, chosen.batch_size) == (plan_for(family).patch_size, plan_for(family).batch_size)
+        assert fits_memory(estimate_configuration_memory(plans, chosen), chosen.batch_size, 3, plans.memory_budget_gb)
+        assert np.prod(chosen.patch_size) < unet_voxels
+        kept = effective_configuration(plans, "3d_fullres", quick_config(network=family, patch_size=planned.patch_size,
+                                                                          batch_size=planned.batch_size), 6)
+        assert (kept.patch_size, kept.batch_size) == (planned.patch_size, planned.batch_size)
