@@ -81,3 +81,19 @@ def test_hippocampus_end_to_end(hippocampus_dir, tmp_path, capsys):
     assert len(list((fold_dir / "validation").glob("*.nii.gz"))) == 2
     assert set(summary["mean"]) >= {"1", "2"}
     assert summary["reference_dir"] == str(dataset / "labelsTr")
+
+
+@pytest.mark.integration
+def test_loss_decreases_on_real_hippocampus_cases(hippocampus_dir, tmp_path):
+    """A tiny network (4-16 features) on 8 real cases: the training loss falls within 36 iterations."""
+    from autounet.trainers import train_fold
+
+    from .helpers import quick_config
+
+    dataset = hippocampus_subset(hippocampus_dir, tmp_path / "Hippocampus", 8)
+    results = make_results(dataset, tmp_path / "results", "3d_fullres", (40, 56, 40))
+    config = quick_config(epochs=3, iterations_per_epoch=12, validation_iterations=1, initial_lr=0.01, augment=False)
+    train_fold(results, "3d_fullres", 0, config)
+    log = json.loads((results / "3d_fullres" / "fold_0" / "training_log.json").read_text())["epochs"]
+    losses = [record["train_loss"] for record in log]
+    assert losses[-1] < losses[0] - 0.2, losses
