@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -114,13 +115,19 @@ def test_a_killed_run_resumes_to_the_same_result(tmp_path, results_3d):
                "--save-probabilities", "--no-mirroring"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     process = subprocess.Popen([sys.executable, "-c", _SLOW_PREDICT, *command, "-o", str(tmp_path / "killed")], env=env)
+    # A random point: once a random number of cases is written, after a random delay (possibly mid-write); the seed
+    # is in the assertion message to replay a failure.
+    seed = random.SystemRandom().randrange(2**32)
+    chooser = random.Random(seed)
+    kill_after, delay = chooser.randint(1, 3), chooser.uniform(0.0, 0.2)
     deadline = time.time() + 120
-    while time.time() < deadline and not (tmp_path / "killed" / "case1.nii.gz").exists():
-        time.sleep(0.05)
+    while time.time() < deadline and len(list((tmp_path / "killed").glob("case*.nii.gz"))) < kill_after:
+        time.sleep(0.02)
+    time.sleep(delay)
     process.send_signal(signal.SIGKILL)
     process.wait()
     finished = sorted(p.name for p in (tmp_path / "killed").glob("case*.nii.gz"))
-    assert 0 < len(finished) < 6
+    assert kill_after <= len(finished) < 6, f"seed {seed}"
     resumed = subprocess.run([sys.executable, "-c", _CLI, *command, "-o", str(tmp_path / "killed"), "--continue"],
                              env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr

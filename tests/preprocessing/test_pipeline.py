@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -218,17 +219,23 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(demo, tmp_path)
         cwd=REPO_ROOT, start_new_session=True, stderr=subprocess.PIPE,
     )
     folder = killed / "3d_fullres"
+    # A random point: after a random number of finished cases plus a random delay (possibly mid-write); the seed
+    # is in the assertion messages to replay a failure.
+    seed = random.SystemRandom().randrange(2**32)
+    chooser = random.Random(seed)
+    kill_after, delay = chooser.randint(1, 4), chooser.uniform(0.0, 0.25)
     deadline = time.monotonic() + 60
     try:
-        while len(list(folder.glob("demo_*.json"))) < 2:
+        while len(list(folder.glob("demo_*.json"))) < kill_after:
             assert process.poll() is None, process.stderr.read().decode()
             assert time.monotonic() < deadline, "the preprocessing subprocess made no progress"
             time.sleep(0.02)
+        time.sleep(delay)
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
     done = len(list(folder.glob("demo_*.json")))
-    assert 2 <= done < 6, "the kill should land mid-run"
+    assert kill_after <= done < 6, f"the kill should land mid-run (seed {seed})"
     partial = open_preprocessed(folder)  # readable, and lists only complete cases
     assert not partial.is_complete and len(partial) < 6
     finished = {p.stem: p.stat().st_mtime_ns for p in folder.glob("demo_*.json")}

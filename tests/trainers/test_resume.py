@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -69,23 +70,29 @@ def test_sigkill_and_resume_gives_the_uninterrupted_result(tiny_results, tmp_pat
     shutil.copytree(tiny_results, reference)
     train_fold(reference, "3d_fullres", 0, quick_config(epochs=3, iterations_per_epoch=5, checkpoint_every_seconds=0))
 
+    # A random point: after a random iteration's checkpoint, plus a random delay, so the kill may land inside a
+    # step or inside the next checkpoint write. The seed is in every assertion message, to replay a failure.
+    seed = random.SystemRandom().randrange(2**32)
+    chooser = random.Random(seed)
+    kill_after, delay = chooser.randint(1, 12), chooser.uniform(0.0, 0.25)
     script = _KILLABLE.format(tests=str(REPO_ROOT / "tests"), results=str(tiny_results), resume=False)
     process = subprocess.Popen([sys.executable, "-c", script], cwd=REPO_ROOT)
     latest = tiny_results / "3d_fullres" / "fold_0" / "checkpoint_latest.pt"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
-        if latest.exists() and load_checkpoint(latest)["iteration"] >= 4:
+        if latest.exists() and load_checkpoint(latest)["iteration"] >= kill_after:
             break
-        time.sleep(0.05)
-    assert process.poll() is None, "training finished before it could be killed"
+        time.sleep(0.02)
+    time.sleep(delay)
+    assert process.poll() is None, f"training finished before it could be killed (seed {seed})"
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     killed_at = load_checkpoint(latest)["iteration"]
-    assert 4 <= killed_at < 15
+    assert kill_after <= killed_at < 15, f"seed {seed}"
     assert not (latest.parent / "checkpoint_final.pt").exists()
 
     result = train_fold(tiny_results, "3d_fullres", 0, quick_config(epochs=3, iterations_per_epoch=5, checkpoint_every_seconds=0), resume=True)
-    assert result.iterations == 15
+    assert result.iterations == 15, f"seed {seed}"
     _assert_same_weights(final_weights(latest.parent), final_weights(reference / "3d_fullres" / "fold_0"))
 
 
