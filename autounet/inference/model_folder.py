@@ -20,6 +20,7 @@ from autounet.errors import MissingStageError, PlansError
 from autounet.networks import build_network
 from autounet.networks.cpu_speed import prepare_for_cpu_speed
 from autounet.planners.plans import ConfigurationPlan, Plans, load_plans, network_input_channels
+from autounet.preprocessing.resampling import RESAMPLING_BACKENDS
 from autounet.trainers.checkpoint import CheckpointError, load_checkpoint
 from autounet.typing import PathType
 
@@ -45,6 +46,7 @@ class TrainedFold:
     mirror_axes: tuple[int, ...] | None
     patch_size: tuple[int, ...]
     context_slices: int = 0
+    resampling_backend: str = "auto"
 
 
 def read_model_plans(model_dir: PathType) -> Plans:
@@ -127,7 +129,14 @@ def load_trained_fold(
     network.to(device)
     if torch.device(device).type == "cpu":
         prepare_for_cpu_speed(network)  # channels-last: oneDNN's fast 3D convolutions, about 2x in bfloat16
-    return TrainedFold(configuration, fold, path, network, _mirror_axes(state, plan), patch_size, plan.context_slices)
+    backend = str(state.get("resampling_backend", "auto"))
+    if backend not in RESAMPLING_BACKENDS:
+        raise CheckpointError(
+            f"{path}: unknown resampling backend {backend!r} in the checkpoint (known: {', '.join(RESAMPLING_BACKENDS)}); "
+            "the file was written by a newer autounet or edited: train again or update autounet"
+        )
+    return TrainedFold(configuration, fold, path, network, _mirror_axes(state, plan), patch_size, plan.context_slices,
+                       backend)
 
 
 def load_trained_folds(

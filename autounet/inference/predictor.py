@@ -274,7 +274,9 @@ class Predictor:
         prepared = PreparedCase(image, case_id)
         for name in self.models:
             if self.plans.configuration(name).previous_stage is None:
-                data, _, properties = preprocess_case(image, self.plans, name, case_id=case_id or None)
+                data, _, properties = preprocess_case(
+                    image, self.plans, name, resampling_backend=self._resampling_backend(name), case_id=case_id or None
+                )
                 prepared.data[name] = (data, properties)
         return prepared
 
@@ -435,6 +437,11 @@ class Predictor:
             progress=self.progress,
         )
 
+    def _resampling_backend(self, name: str) -> Any:
+        """The resampling backend ``name``'s training data was preprocessed with (recorded in its checkpoints)."""
+        folds = self.models.get(name) or []
+        return getattr(folds[0], "resampling_backend", "auto") if folds else "auto"
+
     def _cascade_input(
         self, image: Image, case_id: str, name: str, previous: tuple[np.ndarray, CaseProperties]
     ) -> tuple[np.ndarray, CaseProperties]:
@@ -444,7 +451,9 @@ class Predictor:
         values, properties = previous
         segmentation = segmentation_to_original(values, properties, self.plans, previous_stage)
         label = Image(segmentation[None], image.geometry, source=f"{previous_stage} prediction of {image.source}")
-        data, seg, properties = preprocess_case(image, self.plans, name, label=label, case_id=case_id or None)
+        data, seg, properties = preprocess_case(
+            image, self.plans, name, label=label, resampling_backend=self._resampling_backend(name), case_id=case_id or None
+        )
         assert seg is not None
         return np.concatenate([data, one_hot_foreground(seg, self.label_values, data.dtype)]), properties
 

@@ -200,6 +200,7 @@ def _run(
         folder = output_dir / identifier
         config_hash = configuration_hash(plans, members[0], resampling_backend)
         manifests[identifier], missing = _reconcile_folder(folder, dataset, plans, members, config_hash, force)
+        manifests[identifier]["resampling_backend"] = resampling_backend  # inference preprocesses new images alike
         for case_id, (signature, inputs) in missing.items():
             todo.setdefault(case_id, []).append(
                 _Target(members[0], str(folder), signature, tuple(tuple(i) for i in inputs))

@@ -163,6 +163,8 @@ def train_fold(
     loss_name = config.loss or conf.loss
     loss = components.make_loss(loss_name, config.loss_kwargs, conf, config.deep_supervision, context.enabled)
     metadata = _checkpoint_metadata(plans, conf, configuration, fold, config, loss_name)
+    # New images must be preprocessed as the training data was (the resampling backend is not part of the plans).
+    metadata["resampling_backend"] = str((getattr(source, "manifest", None) or {}).get("resampling_backend", "auto"))
     checkpoint = _checkpoint_to_resume(fold_dir, resume, metadata, network)
     finished = checkpoint is not None and bool(checkpoint.get("finished"))
     network = wrap_network(network, context, device)

@@ -40,6 +40,24 @@ def test_plan_from_nnunet_fingerprint_and_msd_dataset_json(tmp_path):
     assert conf.patch_size == (40, 56, 40) and conf.normalization[0].use_mask  # dataset.json's use_mask_for_norm
 
 
+
+@needs_reference
+def test_plan_from_nnunet_fingerprint_and_nnunet_v2_dataset_json(tmp_path):
+    """A user moving over from nnU-Net v2 keeps both files: its fingerprint and its dataset.json."""
+    data = json.loads(REFERENCE.read_text())
+    (tmp_path / "dataset_fingerprint.json").write_text(json.dumps(data["fingerprint"]))
+    v2 = {"channel_names": {"0": "T1"}, "labels": {"background": 0, "Anterior": 1, "Posterior": 2},
+          "numTraining": 260, "file_ending": ".nii.gz"}
+    (tmp_path / "dataset.json").write_text(json.dumps(v2))
+    out = tmp_path / "plans.json"
+    assert main(["plan", "--fingerprint", str(tmp_path / "dataset_fingerprint.json"),
+                 "--dataset-json", str(tmp_path / "dataset.json"), "-o", str(out)]) == 0
+    plans = load_plans(out)
+    assert plans.channel_names == ("T1",) and plans.labels == {"background": 0, "Anterior": 1, "Posterior": 2}
+    conf = plans.configurations["3d_fullres"]
+    assert (conf.patch_size, conf.batch_size) == ((40, 56, 40), 9)
+    assert conf.normalization[0].scheme == "zscore"
+
 @needs_reference
 def test_overrides_and_explain(tmp_path, capsys):
     out = tmp_path / "plans.json"

@@ -134,3 +134,49 @@ def test_running_out_of_memory_names_the_need_and_keeps_the_checkpoints(tiny_res
     assert (fold_dir / "checkpoint_latest.pt").is_file()
     result = train_fold(tiny_results, "3d_fullres", 0, quick_config(), resume=True)
     assert result.iterations == 6
+
+
+@pytest.mark.parametrize("backend", ["reference", "separable"])
+def test_inference_preprocesses_a_training_case_exactly_as_training_did(tmp_path, backend):
+    """Cases that need resampling, stored with a chosen resampling backend: the model records it and
+    the predictor's arrays for a training image equal the stored training arrays bit for bit."""
+    from autounet.dataset import load_dataset
+    from autounet.dataset.demo import DemoSpec, make_demo_dataset
+    from autounet.fingerprint import compute_fingerprint
+    from autounet.inference import Predictor
+    from autounet.planners import plan_experiment
+    from autounet.preprocessing import open_preprocessed, preprocess_dataset
+    from autounet.trainers import load_checkpoint
+
+    from .helpers import shrink_plans
+
+    import SimpleITK as sitk
+
+    dataset_dir = make_demo_dataset(tmp_path / "dataset", DemoSpec(kind="3d", num_cases=5, seed=8))
+    for index, case_id in enumerate(["demo_001", "demo_003"]):  # two cases need resampling in every axis
+        for folder in ("imagesTr", "labelsTr"):
+            path = str(dataset_dir / folder / f"{case_id}.nii.gz")
+            image = sitk.ReadImage(path)
+            image.SetSpacing((1.15, 0.85, 1.1) if index else (0.9, 1.2, 0.8))
+            sitk.WriteImage(image, path)
+    dataset = load_dataset(dataset_dir)
+    results = tmp_path / "results"
+    results.mkdir()
+    fingerprint = compute_fingerprint(dataset, output=results / "fingerprint.json", workers=1, progress=False)
+    plans = shrink_plans(plan_experiment(fingerprint), "3d_fullres", (16, 16, 16))
+    plans.save(results / "plans.json")
+    preprocess_dataset(dataset, plans, ["3d_fullres"], results / "preprocessed", workers=1, progress=False,
+                       resampling_backend=backend)
+    result = train_fold(results, "3d_fullres", 0, quick_config(epochs=1, iterations_per_epoch=1))
+    assert load_checkpoint(result.fold_dir / "checkpoint_final.pt")["resampling_backend"] == backend
+
+    store = open_preprocessed(results / "preprocessed" / "3d_fullres")
+    model = Predictor.from_model_folder(results, "3d_fullres", folds=[0], device="cpu", postprocessing=None)
+    resampled = 0
+    for case in dataset.training:
+        stored, _, properties = store.load(case.case_id, mmap=False)
+        prepared = model.prepare(dataset.read_images(case), case.case_id)
+        data, _ = prepared.data["3d_fullres"]
+        np.testing.assert_array_equal(data, stored)
+        resampled += tuple(properties.shape_after_resampling) != tuple(properties.shape_before_resampling)
+    assert resampled > 0  # the comparison covered resampled cases
