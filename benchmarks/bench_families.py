@@ -270,12 +270,16 @@ def run(args: argparse.Namespace) -> None:
 
 
 def table(path: Path) -> str:
-    """Markdown table of the last record per (dataset, family) in a JSON lines file."""
+    """Markdown table of the records per (dataset, family) in a JSON lines file, later records overriding earlier.
+
+    A training record (``--iterations``, run alongside other jobs) followed by a ``--measure-only`` record (run on a
+    quiet machine) gives the Dice of the first and the step time and memory of the second.
+    """
     records: dict[tuple[str, str], dict] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             record = json.loads(line)
-            records[(record["dataset"], record["family"])] = record
+            records.setdefault((record["dataset"], record["family"]), {}).update(record)
     labels = sorted({label for r in records.values() for label in (r.get("mean_dice") or {})})
     header = ["family", "parameters", "step (s)", "peak memory (MiB)", "estimate vs unet", "iterations",
               "fold wall time (min)", *[f"Dice {label}" for label in labels], "mean fg Dice"]
