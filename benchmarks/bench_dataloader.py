@@ -40,7 +40,7 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--batches", type=int, default=30, help="batches per loader measurement")
     parser.add_argument("--train-iterations", type=int, default=15, help="iterations per training measurement")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--precision", default="bfloat16")
+    parser.add_argument("--precision", default="auto", help="auto (default: bfloat16 where the CPU has bfloat16 units), float32, bfloat16")
     parser.add_argument("--no-augment", action="store_true")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--loader-only", action="store_true", help="skip the training measurements")
@@ -105,7 +105,7 @@ def main() -> None:
         trainer.train_step(fixed)
         times.append(time.perf_counter() - start)
     step = statistics.median(times)
-    print(f"training step alone ({args.precision}): median {step:.3f} s, min {min(times):.3f} s")
+    print(f"training step alone ({str(dtype).replace('torch.', '')}): median {step:.3f} s, min {min(times):.3f} s")
 
     for workers in args.workers:
         with BatchStream(_loader(store, plans, conf, batch_size, augment, seed=1), workers) as stream:

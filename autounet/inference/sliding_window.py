@@ -21,6 +21,7 @@ from scipy.ndimage import gaussian_filter
 from torch import nn
 from tqdm import tqdm
 
+from autounet.networks.cpu_speed import cpu_has_native_bfloat16
 from autounet.planners.context_slices import stack_context_slices
 
 logger = logging.getLogger(__name__)
@@ -156,7 +157,7 @@ def resolve_autocast_dtype(autocast_dtype: AutocastDtype, device: torch.device) 
     if autocast_dtype == "auto":
         if device.type == "cuda":
             return torch.float16
-        if device.type == "cpu" and _cpu_has_native_bfloat16():
+        if device.type == "cpu" and cpu_has_native_bfloat16():
             return torch.bfloat16
         return None
     if autocast_dtype is None or autocast_dtype == torch.float32:
@@ -164,14 +165,6 @@ def resolve_autocast_dtype(autocast_dtype: AutocastDtype, device: torch.device) 
     if not isinstance(autocast_dtype, torch.dtype):
         raise TypeError(f"autocast_dtype must be a torch dtype, None or 'auto', got {autocast_dtype!r}")
     return autocast_dtype
-
-
-@functools.lru_cache(maxsize=1)
-def _cpu_has_native_bfloat16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def default_tile_batch_size(patch_size: Sequence[int]) -> int:

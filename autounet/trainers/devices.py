@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import warnings
 
 import torch
+
+from autounet.networks.cpu_speed import cpu_has_native_bfloat16
 
 logger = logging.getLogger(__name__)
 
@@ -48,13 +51,23 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+@functools.lru_cache(maxsize=1)
+def _warn_slow_bfloat16() -> None:
+    logger.warning(
+        "this CPU has no bfloat16 units (no AVX512-BF16/AMX; PyTorch reports %s): bfloat16 convolutions run on a "
+        "slow fallback, about 15x slower than float32. Use --precision float32 (or auto, which picks it here)",
+        torch.backends.cpu.get_cpu_capability(),
+    )
+
+
 def _mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    """The autocast dtype of a run: ``"auto"`` is float16 on CUDA, bfloat16 on CPU, float16 on MPS if supported.
+    """The autocast dtype of a run: ``"auto"`` is float16 on CUDA, bfloat16 on a CPU with bfloat16 units (else
+    float32), float16 on MPS if supported.
 
     Parameters
     ----------
@@ -68,13 +81,15 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
 
     Notes
     -----
-    bfloat16 on the CPU runs the convolutions on the bfloat16 units (AVX512-BF16/AMX) where present and does not
-    lower the Dice on Hippocampus (docs/benchmarks.md). float16 on the CPU is refused (slow and needs scaling).
+    bfloat16 on the CPU runs the convolutions on the bfloat16 units (AVX512-BF16/AMX) and does not lower the Dice on
+    Hippocampus (docs/benchmarks.md). A CPU without them (AVX2 only) has no fast bfloat16 convolution: "auto" is
+    float32 there, and an explicit bfloat16 runs with a warning (about 15x slower). float16 on the CPU is refused
+    (slow and needs scaling).
 
     Examples
     --------
-    >>> resolve_precision("auto", torch.device("cpu"))
-    torch.bfloat16
+    >>> resolve_precision("auto", torch.device("cpu")) in (torch.bfloat16, torch.float32)
+    True
     >>> resolve_precision("float32", torch.device("cpu"))
     torch.float32
     """
@@ -85,10 +100,12 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
             return torch.float16
         if device.type == "mps":
             return torch.float16 if _autocast_supported("mps", torch.float16) else torch.float32
-        return torch.bfloat16
+        return torch.bfloat16 if cpu_has_native_bfloat16() else torch.float32
     dtype = _DTYPES[precision]
     if device.type == "cpu" and dtype == torch.float16:
         raise ValueError("float16 training on the CPU is not supported; use --precision bfloat16 or float32")
+    if device.type == "cpu" and dtype == torch.bfloat16 and not cpu_has_native_bfloat16():
+        _warn_slow_bfloat16()
     if dtype != torch.float32 and not _autocast_supported(device.type, dtype):
         raise ValueError(f"{precision} autocast is not supported on {device.type} with this torch; use float32")
     return dtype
