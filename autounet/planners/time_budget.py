@@ -28,17 +28,18 @@ from autounet.planners.plans import ConfigurationPlan, Plans
 SAFETY_FRACTION = 0.03
 #: Iterations a network needs before more width pays off more than more iterations. On Hippocampus (2 CPU cores,
 #: docs/benchmarks.md "Hippocampus in 20 minutes"): nnU-Net's 100 iterations failed (Dice 0.00 / 0.60) and 400
-#: reached 0.85 / 0.84 with full augmentation; a 16-wide U-Net with little augmentation had a pseudo Dice of
-#: 0.87 / 0.86 after 500 of 1000 iterations and did not improve in the next 250.
+#: reached 0.85 / 0.84 with full augmentation. In development runs (pseudo validation Dice, not kept as a benchmark)
+#: a 16-wide U-Net with little augmentation reached 0.87 / 0.86 after 500 of 1000 iterations and did not improve
+#: in the next 250.
 TARGET_ITERATIONS = 1000
 #: Base feature counts compute-aware planning may choose (nnU-Net plans 32); only those up to the planned base
 #: width are tried, narrowest first.
 CANDIDATE_BASE_FEATURES = (32, 24, 16, 12, 8)
 #: Passes over the training cases (iterations x batch / cases) from which nnU-Net's full augmentation is used;
-#: below, the probability of every random transform but mirroring is scaled by passes / this. On Hippocampus
-#: (docs/benchmarks.md, "Hippocampus in 20 minutes") 16-wide U-Nets over 166 cases reached a pseudo validation Dice
-#: of 0.83 / 0.73 after 250 iterations without augmentation and 0.54 / 0.00 with nnU-Net's: augmentation regularises
-#: long runs but slows a short one down. nnU-Net's full schedule makes thousands of passes.
+#: below, the probability of every random transform but mirroring is scaled by passes / this. On Hippocampus, in
+#: development runs (pseudo validation Dice, not kept as a benchmark), 16-wide U-Nets over 166 cases reached 0.83 /
+#: 0.73 after 250 iterations without augmentation and 0.54 / 0.00 with nnU-Net's: augmentation regularises long runs
+#: but slows a short one down. nnU-Net's full schedule makes thousands of passes.
 FULL_AUGMENTATION_PASSES = 1000
 #: Share of the budget assumed for setup and the final validation while choosing (the trainer later fits the exact
 #: number of iterations from its own measurements and its estimate of the final validation).
