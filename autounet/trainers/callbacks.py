@@ -315,7 +315,7 @@ class ThreadTuner(Callback):
 
     At the start of every epoch each candidate thread count runs ``probe`` iterations (after one to settle); the
     fastest runs the rest of the epoch. Two threads that wait for each other while another program holds a core can
-    be several times slower than one (docs/benchmarks.md, "Data pipeline"). Used when ``num_threads`` is not set on
+    be slower than one. Used when ``num_threads`` is not set on
     the CPU; a fixed thread count keeps runs bit-reproducible, this does not.
     """
 

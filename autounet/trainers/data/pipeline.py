@@ -16,8 +16,8 @@ logger = logging.getLogger(__name__)
 CACHED_PER_WORKER = 2
 #: Upper bound of data workers by default on a GPU machine (nnU-Net: ``min(12, cpu_count)``).
 MAX_GPU_WORKERS = 12
-#: Below this many cores a CPU run augments in its own process: on 2 cores a worker only steals time from the
-#: network (measured in docs/benchmarks.md, "Data pipeline").
+#: Below this many cores a CPU run augments in its own process: on 2 cores a batch costs a few percent of an
+#: iteration in-process, while a worker would take a core from the network (docs/benchmarks.md, "Data pipeline").
 MIN_CORES_FOR_CPU_WORKERS = 8
 
 
