@@ -40,7 +40,8 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--batches", type=int, default=30, help="batches per loader measurement")
     parser.add_argument("--train-iterations", type=int, default=15, help="iterations per training measurement")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--precision", default="auto", help="auto (default: bfloat16 where the CPU has bfloat16 units), float32, bfloat16")
+    parser.add_argument("--precision", default="auto",
+                        help="auto (default: bfloat16 where the CPU has bfloat16 units), float32, bfloat16")
     parser.add_argument("--no-augment", action="store_true")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--loader-only", action="store_true", help="skip the training measurements")

@@ -315,8 +315,8 @@ class ThreadTuner(Callback):
 
     At the start of every epoch each candidate thread count runs ``probe`` iterations (after one to settle); the
     fastest runs the rest of the epoch. Two threads that wait for each other while another program holds a core can
-    be slower than one. Used when ``num_threads`` is not set on
-    the CPU; a fixed thread count keeps runs bit-reproducible, this does not.
+    be slower than one. Used when ``num_threads`` is not set on the CPU; a fixed thread count keeps runs
+    bit-reproducible, this does not.
     """
 
     def __init__(self, candidates: tuple[int, ...], probe: int = 3) -> None:

@@ -9,7 +9,7 @@ import warnings
 
 import torch
 
-from autounet.networks.cpu_speed import cpu_has_native_bfloat16
+from autounet.networks.cpu_speed import cpu_has_native_bfloat16, recommended_autocast_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
             return torch.float16
         if device.type == "mps":
             return torch.float16 if _autocast_supported("mps", torch.float16) else torch.float32
-        return torch.bfloat16 if cpu_has_native_bfloat16() else torch.float32
+        return recommended_autocast_dtype("cpu")
     dtype = _DTYPES[precision]
     if device.type == "cpu" and dtype == torch.float16:
         raise ValueError("float16 training on the CPU is not supported; use --precision bfloat16 or float32")

@@ -10,9 +10,9 @@ import torch
 
 from autounet.errors import PlansError
 from autounet.losses import list_losses
-from autounet.trainers import TrainingConfig, poly_lr, train_fold
+from autounet.networks import cpu_speed
 from autounet.networks.cpu_speed import cpu_has_native_bfloat16
-from autounet.trainers import devices
+from autounet.trainers import TrainingConfig, devices, poly_lr, train_fold
 from autounet.trainers.budget import fit_iterations_to_budget
 from autounet.trainers.devices import resolve_device, resolve_precision
 
@@ -138,6 +138,7 @@ def test_devices_and_precision():
 def test_auto_precision_on_the_cpu_follows_its_bfloat16_units(monkeypatch, caplog, native):
     """An AVX2-only CPU has no bfloat16 convolution (PyTorch's fallback is ~15x slower): auto is float32 there."""
     monkeypatch.setattr(devices, "cpu_has_native_bfloat16", lambda: native)
+    monkeypatch.setattr(cpu_speed, "cpu_has_native_bfloat16", lambda: native)
     devices._warn_slow_bfloat16.cache_clear()
     cpu = torch.device("cpu")
     assert resolve_precision("auto", cpu) == (torch.bfloat16 if native else torch.float32)
