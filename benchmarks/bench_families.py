@@ -75,6 +75,9 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--iterations", type=int, default=None,
                         help="train every family for this many iterations (2 epochs) instead of a wall-clock budget")
     parser.add_argument("--batch-size", type=int, default=None, help="batch size for every family (default: planned)")
+    parser.add_argument("--patch-size", type=int, nargs="+", default=None,
+                        help="patch size for every family, the topology derived from it as 'autounet plan --patch-size' "
+                             "does (default: planned; DRIVE's planned 640x640 makes each family's run take long)")
     parser.add_argument("--validation-iterations", type=int, default=10, help="pseudo-validation batches per epoch")
     parser.add_argument("--families", nargs="+", default=None, help="default: every registered family")
     parser.add_argument("--fold", default="0")
@@ -202,12 +205,19 @@ def _training_config(args: argparse.Namespace) -> TrainingConfig:
     return TrainingConfig(budget_seconds=args.budget, **common)
 
 
-def _family_folder(base: Path, family: str, configuration_name: str, base_features: int, batch_size: int | None) -> Path:
-    """``base/runs/<family>``: the base plans with the network (and the width) changed; data and split shared."""
+def _family_folder(
+    base: Path, family: str, configuration_name: str, base_features: int, batch_size: int | None,
+    patch_size: list[int] | None = None,
+) -> Path:
+    """``base/runs/<family>``: the base plans with the network (width, patch) changed; data and split shared."""
     folder = base / "runs" / family
     folder.mkdir(parents=True, exist_ok=True)
     plans = load_plans(base / "plans.json")
     configuration = plans.configuration(configuration_name).replace(network=family, network_kwargs={})
+    if patch_size:
+        plans_for_patch = dataclasses.replace(plans, configurations={**plans.configurations, configuration_name: configuration})
+        override = TrainingConfig(patch_size=tuple(patch_size), batch_size=batch_size or configuration.batch_size)
+        configuration = components.effective_configuration(plans_for_patch, configuration_name, override, 1)
     if base_features:
         features = features_for_base(base_features, configuration.n_stages, max(configuration.features_per_stage))
         configuration = configuration.replace(features_per_stage=features)
@@ -235,7 +245,7 @@ def run(args: argparse.Namespace) -> None:
     prepare_results(spec["raw"], base, [configuration_name], workers=2, progress=False)
     families = args.families or [f for f in FAMILY_ORDER if f in list_networks()]
     for family in families:
-        folder = _family_folder(base, family, configuration_name, args.base_features, args.batch_size)
+        folder = _family_folder(base, family, configuration_name, args.base_features, args.batch_size, args.patch_size)
         plans = load_plans(folder / "plans.json")
         configuration = plans.configuration(configuration_name)
         record: dict = {

@@ -32,7 +32,7 @@ from autounet.planners.memory import register_memory_estimator, unet_feature_map
 #: (``tests/networks/test_families_memory.py`` checks they agree with ``autounet.networks``).
 R2UNET_RECURRENT_STEPS = 2
 DENSEUNET_LAYERS_PER_BLOCK = 4
-DENSEUNET_GROWTH_DIVISOR = 4
+DENSEUNET_GROWTH_DIVISOR = 1
 DILATED_RATES = (1, 2, 3)
 DILATED_BRANCH_WIDTH_DIVISOR = 4
 MULTIRES_ALPHA = 1.67
