@@ -55,6 +55,7 @@ from autounet.planners import estimate_memory, load_plans  # noqa: E402
 from autounet.trainers import Trainer, TrainingConfig, train_fold  # noqa: E402
 from autounet.trainers import components  # noqa: E402
 from autounet.trainers.budget import features_for_base  # noqa: E402
+from autounet.trainers.config import DEFAULT_SEED  # noqa: E402
 from autounet.trainers.devices import resolve_precision  # noqa: E402
 from autounet.trainers.prepare import prepare_results  # noqa: E402
 
@@ -81,6 +82,9 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--validation-iterations", type=int, default=10, help="pseudo-validation batches per epoch")
     parser.add_argument("--families", nargs="+", default=None, help="default: every registered family")
     parser.add_argument("--fold", default="0")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                        help="training seed (initial weights, patch order, augmentation); another seed trains in "
+                             "runs/<family>-seed<N> so seeds can run side by side")
     parser.add_argument("--base-features", type=int, default=16,
                         help="features of the first stage for every family (doubling, capped as planned); 0 = as planned")
     parser.add_argument("--steps", type=int, default=5, help="timed training steps per family (after 2 warm-up steps)")
@@ -199,7 +203,7 @@ def _measure(configuration, plans, steps: int) -> dict:
 def _training_config(args: argparse.Namespace) -> TrainingConfig:
     """The same training for every family: a wall-clock budget, or a fixed number of iterations in 2 epochs."""
     common = {"augmentation_scale": args.augmentation_scale, "validation_iterations": args.validation_iterations,
-              "progress": False}
+              "progress": False, "seed": args.seed}
     if args.iterations is not None:
         return TrainingConfig(epochs=2, iterations_per_epoch=max(1, args.iterations // 2), **common)
     return TrainingConfig(budget_seconds=args.budget, **common)
@@ -207,10 +211,10 @@ def _training_config(args: argparse.Namespace) -> TrainingConfig:
 
 def _family_folder(
     base: Path, family: str, configuration_name: str, base_features: int, batch_size: int | None,
-    patch_size: list[int] | None = None,
+    patch_size: list[int] | None = None, seed: int = DEFAULT_SEED,
 ) -> Path:
-    """``base/runs/<family>``: the base plans with the network (width, patch) changed; data and split shared."""
-    folder = base / "runs" / family
+    """``base/runs/<family>[-seed<N>]``: the base plans with the network (width, patch) changed; data and split shared."""
+    folder = base / "runs" / (family if seed == DEFAULT_SEED else f"{family}-seed{seed}")
     folder.mkdir(parents=True, exist_ok=True)
     plans = load_plans(base / "plans.json")
     configuration = plans.configuration(configuration_name).replace(network=family, network_kwargs={})
@@ -245,11 +249,14 @@ def run(args: argparse.Namespace) -> None:
     prepare_results(spec["raw"], base, [configuration_name], workers=2, progress=False)
     families = args.families or [f for f in FAMILY_ORDER if f in list_networks()]
     for family in families:
-        folder = _family_folder(base, family, configuration_name, args.base_features, args.batch_size, args.patch_size)
+        folder = _family_folder(
+            base, family, configuration_name, args.base_features, args.batch_size, args.patch_size, args.seed
+        )
         plans = load_plans(folder / "plans.json")
         configuration = plans.configuration(configuration_name)
         record: dict = {
             "dataset": args.dataset, "configuration": configuration_name, "fold": args.fold, "family": family,
+            "seed": args.seed,
             "command": " ".join([Path(sys.executable).name, *sys.argv]), "torch": torch.__version__,
             "threads": torch.get_num_threads(), "patch_size": list(configuration.patch_size),
             "features_per_stage": list(configuration.features_per_stage),
@@ -280,32 +287,61 @@ def run(args: argparse.Namespace) -> None:
             f.write(json.dumps(record) + "\n")
 
 
-def table(path: Path) -> str:
-    """Markdown table of the records per (dataset, family) in a JSON lines file, later records overriding earlier.
+MEASURED = ("parameters", "precision", "step_seconds", "peak_memory_mib", "memory_estimate", "memory_estimate_vs_unet")
+"""Fields of a ``--measure-only`` record, which override those of the training records of its family."""
 
-    A training record (``--iterations``, run alongside other jobs) followed by a ``--measure-only`` record (run on a
-    quiet machine) gives the Dice of the first and the step time and memory of the second.
+
+def _fg(record: dict) -> str:
+    value = record.get("foreground_mean_dice")
+    return f"{value:.3f}" if value is not None else record.get("error", "")
+
+
+def table(path: Path) -> str:
+    """Markdown tables of a JSON lines file: one row per (dataset, family, seed), then one per family over seeds.
+
+    Later records override earlier ones. A ``--measure-only`` record (run on a quiet machine) gives the step time
+    and memory of every training record of its family (run alongside other jobs), whose Dice it keeps.
     """
-    records: dict[tuple[str, str], dict] = {}
+    runs: dict[tuple[str, str, int], dict] = {}
+    measured: dict[tuple[str, str], dict] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            record = json.loads(line)
-            records.setdefault((record["dataset"], record["family"]), {}).update(record)
-    labels = sorted({label for r in records.values() for label in (r.get("mean_dice") or {})})
-    header = ["family", "parameters", "step (s)", "peak memory (MiB)", "estimate vs unet", "iterations",
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        family = (record["dataset"], record["family"])
+        if record.get("iterations") is None and "error" not in record:
+            measured.setdefault(family, {}).update({k: record[k] for k in MEASURED if k in record})
+        else:
+            runs.setdefault((*family, record.get("seed", DEFAULT_SEED)), {}).update(record)
+    for key, values in measured.items():
+        matching = [run for (dataset, family, _), run in runs.items() if (dataset, family) == key]
+        for run in matching:
+            run.update(values)
+        if not matching:
+            runs[(*key, DEFAULT_SEED)] = {"dataset": key[0], "family": key[1], **values}
+    labels = sorted({label for r in runs.values() for label in (r.get("mean_dice") or {})})
+    header = ["family", "seed", "parameters", "step (s)", "peak memory (MiB)", "estimate vs unet", "iterations",
               "fold wall time (min)", *[f"Dice {label}" for label in labels], "mean fg Dice"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     order = {name: i for i, name in enumerate(FAMILY_ORDER)}
-    for (_, family), r in sorted(records.items(), key=lambda item: (item[0][0], order.get(item[0][1], 99))):
+    ranked = sorted(runs.items(), key=lambda item: (item[0][0], order.get(item[0][1], 99), item[0][2]))
+    for (_, family, seed), r in ranked:
         dice = r.get("mean_dice") or {}
-        cells = [f"`{family}`", f"{r.get('parameters', 0) / 1e6:.2f} M", str(r.get("step_seconds", "")),
+        cells = [f"`{family}`", str(seed), f"{r.get('parameters', 0) / 1e6:.2f} M", str(r.get("step_seconds", "")),
                  str(r.get("peak_memory_mib", "")), f"{r.get('memory_estimate_vs_unet', float('nan')):.2f}",
                  str(r.get("iterations", "")),
                  f"{r['training_seconds'] / 60:.1f}" if r.get("training_seconds") is not None else "",
-                 *[f"{dice[label]:.3f}" if label in dice else "" for label in labels],
-                 f"{r['foreground_mean_dice']:.3f}" if r.get("foreground_mean_dice") is not None else r.get("error", "")]
+                 *[f"{dice[label]:.3f}" if label in dice else "" for label in labels], _fg(r)]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    summary = ["", "| family | mean fg Dice per seed | mean over seeds |", "|---|---|---|"]
+    families: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    for (dataset, family, seed), r in ranked:
+        if r.get("foreground_mean_dice") is not None:
+            families.setdefault((dataset, family), []).append((seed, r["foreground_mean_dice"]))
+    for (_, family), scores in families.items():
+        per_seed = ", ".join(f"{value:.3f} (seed {seed})" for seed, value in scores)
+        summary.append(f"| `{family}` | {per_seed} | {statistics.mean(v for _, v in scores):.3f} |")
+    return "\n".join(lines + (summary if families else []))
 
 
 def main() -> None:

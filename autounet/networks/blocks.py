@@ -94,6 +94,40 @@ def make_activation() -> nn.Module:
     return nn.LeakyReLU(LEAKY_SLOPE, inplace=True)
 
 
+def zero_norm(norm: nn.Module) -> None:
+    """Set a norm's affine weight and bias to zero: its output is 0 until training moves them.
+
+    Applied to the last norm of a residual branch (``zero_residual_branch`` of the residual modules) it makes
+    each block start as its skip path, so a deep residual network starts as a shallow one: nnU-Net's
+    ``init_last_bn_before_add_to_0`` for its ResidualEncoderUNet, and Goyal et al., "Accurate, large minibatch
+    SGD", arXiv:1706.02677, 2017. The weight still receives gradients (they do not depend on its value).
+
+    Examples
+    --------
+    >>> norm = make_norm(2)
+    >>> zero_norm(norm)
+    >>> float(norm.weight.abs().sum() + norm.bias.abs().sum())
+    0.0
+    """
+    with torch.no_grad():
+        norm.weight.zero_()
+        norm.bias.zero_()
+
+
+def zero_residual_branches(network: nn.Module) -> int:
+    """Call ``zero_residual_branch`` on every module of ``network`` that has it; returns how many there were.
+
+    Examples
+    --------
+    >>> zero_residual_branches(nn.Sequential(ResidualBlock(4, 4, (3, 3)), ResidualBlock(4, 8, (3, 3))))
+    2
+    """
+    modules = [m for m in network.modules() if hasattr(m, "zero_residual_branch")]
+    for module in modules:
+        module.zero_residual_branch()
+    return len(modules)
+
+
 class ConvNormAct(nn.Sequential):
     """Convolution -> instance norm -> LeakyReLU (the activation can be left out).
 
@@ -189,6 +223,10 @@ class ResidualBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         residual = self.skip(x)
         return self.activation(self.conv2(self.conv1(x)) + residual)
+
+    def zero_residual_branch(self) -> None:
+        """Zero the affine of the norm before the sum, so the block starts as its skip path (see :func:`zero_norm`)."""
+        zero_norm(self.conv2[1])
 
 
 class StackedResidualBlocks(nn.Sequential):
@@ -306,3 +344,7 @@ class ResidualUnit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.activation(self.convs(x) + self.skip(x))
+
+    def zero_residual_branch(self) -> None:
+        """Zero the affine of the last norm before the sum, so the unit starts as its skip path."""
+        zero_norm(self.convs[-1][1])

@@ -8,6 +8,7 @@ from typing import Any
 from torch import nn
 
 from autounet.errors import PlansError
+from autounet.networks.blocks import zero_residual_branches
 from autounet.networks.registry import NETWORKS, create_network
 
 DEFAULT_NETWORK = "unet"
@@ -40,6 +41,9 @@ def build_network(
     configuration: Mapping[str, Any], in_channels: int, num_classes: int, deep_supervision: bool = True
 ) -> nn.Module:
     """Build and He-initialise the network a plans configuration describes.
+
+    Families whose ``zero_init_residual`` is true (``resenc`` by default, as nnU-Net; ``resunet`` and ``dilated`` on request) then get the
+    last norm of each residual branch zeroed, so every residual block starts as its skip path.
 
     Parameters
     ----------
@@ -96,6 +100,8 @@ def build_network(
         **dict(configuration.get("network_kwargs") or {}),
     )
     network.apply(init_weights_he)
+    if getattr(network, "zero_init_residual", False):
+        zero_residual_branches(network)
     return network
 
 

@@ -17,7 +17,10 @@ rates (6, 12, 18) would sample only padding, so each rate is clipped per axis, a
 bottleneck shape, to :func:`usable_dilation`, the largest dilation whose dilated kernel still fits in the map (an
 axis with kernel 1 is never dilated). The Hippocampus plan (bottleneck 5x7x5) turns the default rates (1, 2, 3)
 into (1, 1, 1), (2, 2, 2) and (2, 3, 2).
-Family option (``network_kwargs``): ``rates`` (default ``(1, 2, 3)``).
+Family options (``network_kwargs``): ``rates`` (default ``(1, 2, 3)``); ``zero_init_residual`` (default false):
+the projection's norm starts at zero, so at initialisation the block adds only the pooled term and the network
+starts as ``unet`` (proposed because this family learned slowly in docs/benchmarks.md, "Network families"; its
+effect there is not yet measured).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from torch import nn
 
 from autounet.errors import PlansError
 from autounet.networks.block_decoder import BlockDecoder
-from autounet.networks.blocks import ConvNormAct, conv_class, make_activation, make_norm
+from autounet.networks.blocks import ConvNormAct, conv_class, make_activation, make_norm, zero_norm
 from autounet.networks.encoders import plain_encoder
 from autounet.networks.registry import register_network
 from autounet.networks.segmentation_network import SegmentationNetwork
@@ -101,6 +104,10 @@ class DilatedContextBlock(nn.Module):
         # Image pooling is added after the projection's norm: instance norm would remove a per-sample constant.
         self.pool_branch = nn.Sequential(conv_class(len(kernel_size))(channels, channels, ones), make_activation())
 
+    def zero_residual_branch(self) -> None:
+        """Zero the projection's norm: the block then starts as ``x`` plus the image-pooling term."""
+        zero_norm(self.project[1])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         local = self.project(torch.cat([branch(x) for branch in self.branches], dim=1))
         pooled = self.pool_branch(x.mean(dim=tuple(range(2, x.ndim)), keepdim=True))
@@ -115,6 +122,9 @@ class DilatedUNet(SegmentationNetwork):
     ----------
     rates : sequence of int
         Dilation rate of each dilated branch before clipping to the bottleneck (default (1, 2, 3)).
+    zero_init_residual : bool
+        Start the context block's projection at zero (:func:`~autounet.networks.blocks.zero_norm`), so the
+        network starts as ``unet`` with a pooled offset at the bottleneck (default false: not yet measured).
 
     Examples
     --------
@@ -134,6 +144,7 @@ class DilatedUNet(SegmentationNetwork):
         n_conv_per_stage_decoder: Sequence[int] | int = 2,
         deep_supervision: bool = True,
         rates: Sequence[int] = DILATION_RATES,
+        zero_init_residual: bool = False,
     ) -> None:
         topology = validate_topology(features_per_stage, kernel_sizes, strides, n_conv_per_stage, n_conv_per_stage_decoder)
         rates = tuple(int(r) for r in rates)
@@ -144,3 +155,4 @@ class DilatedUNet(SegmentationNetwork):
         encoder.stages[-1] = nn.Sequential(encoder.stages[-1], context)
         decoder = BlockDecoder(encoder.output_channels, topology, num_classes, deep_supervision)
         super().__init__(encoder, decoder, topology, in_channels, num_classes)
+        self.zero_init_residual = bool(zero_init_residual)

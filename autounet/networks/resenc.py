@@ -23,6 +23,9 @@ class ResEncUNet(SegmentationNetwork):
     ----------
     n_blocks_per_stage : sequence of int or int, optional
         Residual blocks per encoder stage; default nnU-Net's (1, 3, 4, 6, 6, 6, ...) cut or padded to the stages.
+    zero_init_residual : bool
+        Zero the last norm of every residual block at initialisation, as nnU-Net does for this network
+        (``init_last_bn_before_add_to_0``), so the encoder starts as its skip paths (default true).
 
     Examples
     --------
@@ -43,8 +46,10 @@ class ResEncUNet(SegmentationNetwork):
         n_conv_per_stage_decoder: Sequence[int] | int = 2,
         deep_supervision: bool = True,
         n_blocks_per_stage: Sequence[int] | int | None = None,
+        zero_init_residual: bool = True,
     ) -> None:
         topology = validate_topology(features_per_stage, kernel_sizes, strides, n_conv_per_stage, n_conv_per_stage_decoder)
         encoder = residual_encoder(topology, in_channels, n_blocks_per_stage)
         decoder = UNetDecoder(encoder.output_channels, topology, num_classes, deep_supervision)
         super().__init__(encoder, decoder, topology, in_channels, num_classes)
+        self.zero_init_residual = bool(zero_init_residual)

@@ -34,6 +34,12 @@ def residual_stage(n_convs: int, in_channels: int, out_channels: int, kernel_siz
 class ResUNet(SegmentationNetwork):
     """U-Net with residual units in encoder and decoder; the common constructor of :class:`~autounet.networks.unet.UNet`.
 
+    Parameters
+    ----------
+    zero_init_residual : bool
+        Zero the last norm of every residual unit at initialisation, so each unit starts as its skip path
+        (default false: not yet measured on real data; see :func:`~autounet.networks.blocks.zero_norm`).
+
     Examples
     --------
     >>> import torch
@@ -52,6 +58,7 @@ class ResUNet(SegmentationNetwork):
         n_conv_per_stage: Sequence[int] | int = 2,
         n_conv_per_stage_decoder: Sequence[int] | int = 2,
         deep_supervision: bool = True,
+        zero_init_residual: bool = False,
     ) -> None:
         topology = validate_topology(features_per_stage, kernel_sizes, strides, n_conv_per_stage, n_conv_per_stage_decoder)
         stages = []
@@ -64,3 +71,4 @@ class ResUNet(SegmentationNetwork):
         encoder = Encoder(stages, topology.features_per_stage)
         decoder = BlockDecoder(encoder.output_channels, topology, num_classes, deep_supervision, make_stage=residual_stage)
         super().__init__(encoder, decoder, topology, in_channels, num_classes)
+        self.zero_init_residual = bool(zero_init_residual)

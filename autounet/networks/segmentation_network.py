@@ -24,6 +24,9 @@ class SegmentationNetwork(nn.Module):
 
     Attributes
     ----------
+    zero_init_residual : bool
+        Whether :func:`~autounet.networks.build.build_network` zeroes the residual branches after the He
+        initialisation (false here; families with residual blocks set it from their ``zero_init_residual`` option).
     deep_supervision : bool
         When true ``forward`` returns a list of logits, full resolution first, one per decoder stage; set it to
         false for inference to get one ``(N, num_classes, *spatial)`` tensor.
@@ -48,6 +51,7 @@ class SegmentationNetwork(nn.Module):
         self.topology = topology
         self.in_channels = in_channels
         self.num_classes = num_classes
+        self.zero_init_residual = False
 
     @property
     def deep_supervision(self) -> bool:

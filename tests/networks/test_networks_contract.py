@@ -86,16 +86,19 @@ def test_built_without_deep_supervision_returns_one_tensor(network: str, plan: s
 
 @pytest.mark.parametrize("plan", ["2d", "3d_anisotropic"])
 @pytest.mark.parametrize("network", list_networks())
-def test_training_step_changes_weights(network: str, plan: str) -> None:
+def test_training_steps_change_weights(network: str, plan: str) -> None:
+    """Two steps: a zero-initialised residual branch gets its first gradient once its last norm is non-zero."""
     torch.manual_seed(0)
     model = build_network(_configuration(network, plan), 1, NUM_CLASSES)
     before = [p.detach().clone() for p in model.parameters()]
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
-    outputs = model(torch.randn(2, 1, *PLANS[plan]["patch"]))
-    loss = sum(o.float().square().mean() for o in outputs)
-    loss.backward()
-    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
-    optimizer.step()
+    for _ in range(2):
+        optimizer.zero_grad()
+        outputs = model(torch.randn(2, 1, *PLANS[plan]["patch"]))
+        loss = sum(o.float().square().mean() for o in outputs)
+        loss.backward()
+        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+        optimizer.step()
     changed = [not torch.equal(b, p.detach()) for b, p in zip(before, model.parameters())]
     assert sum(changed) == len(changed), f"{len(changed) - sum(changed)} parameter tensors did not change"
 
