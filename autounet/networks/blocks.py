@@ -106,7 +106,7 @@ def zero_norm(norm: nn.Module) -> None:
     --------
     >>> norm = make_norm(2)
     >>> zero_norm(norm)
-    >>> float(norm.weight.abs().sum() + norm.bias.abs().sum())
+    >>> float(norm.weight.detach().abs().sum() + norm.bias.detach().abs().sum())
     0.0
     """
     with torch.no_grad():
