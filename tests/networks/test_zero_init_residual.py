@@ -8,6 +8,7 @@ import torch
 from autounet.networks import build_network
 from autounet.networks.blocks import ResidualBlock, ResidualUnit
 from autounet.networks.dilated import DilatedContextBlock
+from autounet.networks.norm import InstanceNorm
 
 CONFIGURATION = {
     "features_per_stage": [4, 8, 16],
@@ -19,52 +20,51 @@ CONFIGURATION = {
 RESIDUAL_MODULES = {"resenc": ResidualBlock, "resunet": ResidualUnit, "dilated": DilatedContextBlock}
 
 
-def _branch_convs(network: torch.nn.Module, kind: type) -> list[torch.nn.Parameter]:
-    """Weights of the convolutions inside residual branches (not the skip paths)."""
-    weights = []
-    for module in network.modules():
-        if isinstance(module, kind):
-            branch = module.branches if kind is DilatedContextBlock else (
-                module.convs if kind is ResidualUnit else torch.nn.ModuleList([module.conv1, module.conv2])
-            )
-            weights += [p for name, p in branch.named_parameters() if name.endswith("weight") and p.ndim > 1]
-    return weights
+BRANCHES = {
+    ResidualBlock: lambda block: [block.conv1, block.conv2],
+    ResidualUnit: lambda unit: [unit.convs],
+    DilatedContextBlock: lambda block: [block.branches],
+}
+"""The residual branch (not the skip path) of each residual module."""
+
+
+def _perturb_branches(family: str, zero_init_residual: bool) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Output of a freshly built ``family`` network, its output after redrawing every branch conv weight, and
+    how many weights were redrawn."""
+    torch.manual_seed(0)
+    configuration = {**CONFIGURATION, "network": family, "network_kwargs": {"zero_init_residual": zero_init_residual}}
+    network = build_network(configuration, 1, 3, deep_supervision=False).eval()
+    kind = RESIDUAL_MODULES[family]
+    weights = [
+        p for module in network.modules() if isinstance(module, kind) for part in BRANCHES[kind](module)
+        for name, p in part.named_parameters() if name.endswith("weight") and p.ndim > 1
+    ]
+    x = torch.randn(1, 1, 16, 16, 16)
+    with torch.no_grad():
+        before = network(x)
+        for weight in weights:
+            weight.normal_()
+        after = network(x)
+    return before, after, len(weights)
 
 
 @pytest.mark.parametrize("family", sorted(RESIDUAL_MODULES))
 def test_freshly_built_residual_network_ignores_its_branch_weights(family: str) -> None:
-    torch.manual_seed(0)
-    configuration = {**CONFIGURATION, "network": family, "network_kwargs": {"zero_init_residual": True}}
-    network = build_network(configuration, 1, 3, deep_supervision=False).eval()
-    x = torch.randn(1, 1, 16, 16, 16)
-    with torch.no_grad():
-        before = network(x)
-        branch_weights = _branch_convs(network, RESIDUAL_MODULES[family])
-        assert branch_weights
-        for weight in branch_weights:
-            weight.normal_()
-        after = network(x)
+    before, after, redrawn = _perturb_branches(family, zero_init_residual=True)
+    assert redrawn
     assert torch.equal(before, after)
 
 
 @pytest.mark.parametrize("family", sorted(RESIDUAL_MODULES))
 def test_zero_init_residual_false_keeps_the_branches_live(family: str) -> None:
-    torch.manual_seed(0)
-    configuration = {**CONFIGURATION, "network": family, "network_kwargs": {"zero_init_residual": False}}
-    network = build_network(configuration, 1, 3, deep_supervision=False).eval()
-    x = torch.randn(1, 1, 16, 16, 16)
-    with torch.no_grad():
-        before = network(x)
-        for weight in _branch_convs(network, RESIDUAL_MODULES[family]):
-            weight.normal_()
-        after = network(x)
+    before, after, _ = _perturb_branches(family, zero_init_residual=False)
     assert not torch.allclose(before, after)
 
 
 def test_plain_unet_is_not_touched() -> None:
     torch.manual_seed(0)
     network = build_network({**CONFIGURATION, "network": "unet"}, 1, 3)
-    norms = [m.weight for m in network.modules() if type(m).__name__ == "InstanceNorm"]
+    norms = [m.weight for m in network.modules() if isinstance(m, InstanceNorm)]
     assert norms and all(bool((w == 1).all()) for w in norms)
 
 
