@@ -85,6 +85,9 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
                         help="training seed (initial weights, patch order, augmentation); another seed trains in "
                              "runs/<family>-seed<N> so seeds can run side by side")
+    parser.add_argument("--output-bias", choices=("prior", "zero"), default="prior",
+                        help="start of the output bias (default prior: the plans' log class prior; zero: nnU-Net's); "
+                             "zero trains in runs/<family>-zero so both can run side by side")
     parser.add_argument("--base-features", type=int, default=16,
                         help="features of the first stage for every family (doubling, capped as planned); 0 = as planned")
     parser.add_argument("--steps", type=int, default=5, help="timed training steps per family (after 2 warm-up steps)")
@@ -96,7 +99,9 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--fresh", action="store_true", help="delete a family's fold folder before training it")
     parser.add_argument("--output", type=Path, default=None,
                         help="JSON lines file (default benchmarks/_work/families/<dataset>.jsonl)")
-    parser.add_argument("--table", type=Path, default=None, help="print the markdown table of a JSON lines file and exit")
+    parser.add_argument("--table", type=Path, nargs="+", default=None,
+                        help="print the markdown tables of JSON lines files (e.g. training runs and a --measure-only "
+                             "pass) and exit")
     parser.add_argument("--quiet-load", type=float, default=1.0,
                         help="before each family, wait until the 1-minute load average is at most this")
     parser.add_argument("--max-wait", type=parse_duration, default=900.0, help="longest wait for a quiet machine")
@@ -203,7 +208,7 @@ def _measure(configuration, plans, steps: int) -> dict:
 def _training_config(args: argparse.Namespace) -> TrainingConfig:
     """The same training for every family: a wall-clock budget, or a fixed number of iterations in 2 epochs."""
     common = {"augmentation_scale": args.augmentation_scale, "validation_iterations": args.validation_iterations,
-              "progress": False, "seed": args.seed}
+              "progress": False, "seed": args.seed, "output_bias": args.output_bias}
     if args.iterations is not None:
         return TrainingConfig(epochs=2, iterations_per_epoch=max(1, args.iterations // 2), **common)
     return TrainingConfig(budget_seconds=args.budget, **common)
@@ -211,10 +216,12 @@ def _training_config(args: argparse.Namespace) -> TrainingConfig:
 
 def _family_folder(
     base: Path, family: str, configuration_name: str, base_features: int, batch_size: int | None,
-    patch_size: list[int] | None = None, seed: int = DEFAULT_SEED,
+    patch_size: list[int] | None = None, seed: int = DEFAULT_SEED, output_bias: str = "prior",
 ) -> Path:
-    """``base/runs/<family>[-seed<N>]``: the base plans with the network (width, patch) changed; data and split shared."""
-    folder = base / "runs" / (family if seed == DEFAULT_SEED else f"{family}-seed{seed}")
+    """``base/runs/<family>[-zero][-seed<N>]``: the base plans with the network (width, patch) changed; data and
+    split shared."""
+    name = family + ("-zero" if output_bias == "zero" else "") + ("" if seed == DEFAULT_SEED else f"-seed{seed}")
+    folder = base / "runs" / name
     folder.mkdir(parents=True, exist_ok=True)
     plans = load_plans(base / "plans.json")
     configuration = plans.configuration(configuration_name).replace(network=family, network_kwargs={})
@@ -250,13 +257,17 @@ def run(args: argparse.Namespace) -> None:
     families = args.families or [f for f in FAMILY_ORDER if f in list_networks()]
     for family in families:
         folder = _family_folder(
-            base, family, configuration_name, args.base_features, args.batch_size, args.patch_size, args.seed
+            base, family, configuration_name, args.base_features, args.batch_size, args.patch_size, args.seed,
+            args.output_bias,
         )
         plans = load_plans(folder / "plans.json")
+        if args.output_bias == "prior" and plans.class_prior is None:
+            raise SystemExit(f"{base / 'plans.json'} has no class_prior (planned by an older autounet): delete {base} "
+                             "to plan and preprocess again, or pass --output-bias zero")
         configuration = plans.configuration(configuration_name)
         record: dict = {
             "dataset": args.dataset, "configuration": configuration_name, "fold": args.fold, "family": family,
-            "seed": args.seed,
+            "seed": args.seed, "output_bias": args.output_bias,
             "command": " ".join([Path(sys.executable).name, *sys.argv]), "torch": torch.__version__,
             "threads": torch.get_num_threads(), "patch_size": list(configuration.patch_size),
             "features_per_stage": list(configuration.features_per_stage),
@@ -296,51 +307,56 @@ def _fg(record: dict) -> str:
     return f"{value:.3f}" if value is not None else record.get("error", "")
 
 
-def table(path: Path) -> str:
-    """Markdown tables of a JSON lines file: one row per (dataset, family, seed), then one per family over seeds.
+def table(paths: list[Path]) -> str:
+    """Markdown tables of JSON lines files: one row per (dataset, family, output bias, seed), then one per family
+    and output bias over seeds.
 
     Later records override earlier ones. A ``--measure-only`` record (run on a quiet machine) gives the step time
-    and memory of every training record of its family (run alongside other jobs), whose Dice it keeps.
+    and memory of every training record of its family (run alongside other jobs), whose Dice it keeps. Records
+    without ``output_bias`` predate the class-prior initialisation and count as zero bias.
     """
-    runs: dict[tuple[str, str, int], dict] = {}
+    runs: dict[tuple[str, str, str, int], dict] = {}
     measured: dict[tuple[str, str], dict] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        record = json.loads(line)
-        family = (record["dataset"], record["family"])
-        if record.get("iterations") is None and "error" not in record:
-            measured.setdefault(family, {}).update({k: record[k] for k in MEASURED if k in record})
-        else:
-            runs.setdefault((*family, record.get("seed", DEFAULT_SEED)), {}).update(record)
+    for path in paths:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            family = (record["dataset"], record["family"])
+            if record.get("iterations") is None and "error" not in record:
+                measured.setdefault(family, {}).update({k: record[k] for k in MEASURED if k in record})
+            else:
+                key = (*family, record.get("output_bias", "zero"), record.get("seed", DEFAULT_SEED))
+                runs.setdefault(key, {}).update(record)
     for key, values in measured.items():
-        matching = [run for (dataset, family, _), run in runs.items() if (dataset, family) == key]
+        matching = [run for (dataset, family, _, _), run in runs.items() if (dataset, family) == key]
         for run in matching:
             run.update(values)
         if not matching:
-            runs[(*key, DEFAULT_SEED)] = {"dataset": key[0], "family": key[1], **values}
+            runs[(*key, "", DEFAULT_SEED)] = {"dataset": key[0], "family": key[1], **values}
     labels = sorted({label for r in runs.values() for label in (r.get("mean_dice") or {})})
-    header = ["family", "seed", "parameters", "step (s)", "peak memory (MiB)", "estimate vs unet", "iterations",
-              "fold wall time (min)", *[f"Dice {label}" for label in labels], "mean fg Dice"]
+    header = ["family", "output bias", "seed", "parameters", "step (s)", "peak memory (MiB)", "estimate vs unet",
+              "iterations", "fold wall time (min)", *[f"Dice {label}" for label in labels], "mean fg Dice"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     order = {name: i for i, name in enumerate(FAMILY_ORDER)}
-    ranked = sorted(runs.items(), key=lambda item: (item[0][0], order.get(item[0][1], 99), item[0][2]))
-    for (_, family, seed), r in ranked:
+    ranked = sorted(runs.items(), key=lambda item: (item[0][0], order.get(item[0][1], 99), item[0][2], item[0][3]))
+    for (_, family, bias, seed), r in ranked:
         dice = r.get("mean_dice") or {}
-        cells = [f"`{family}`", str(seed), f"{r.get('parameters', 0) / 1e6:.2f} M", str(r.get("step_seconds", "")),
-                 str(r.get("peak_memory_mib", "")), f"{r.get('memory_estimate_vs_unet', float('nan')):.2f}",
-                 str(r.get("iterations", "")),
+        cells = [f"`{family}`", bias, str(seed), f"{r.get('parameters', 0) / 1e6:.2f} M",
+                 str(r.get("step_seconds", "")), str(r.get("peak_memory_mib", "")),
+                 f"{r.get('memory_estimate_vs_unet', float('nan')):.2f}", str(r.get("iterations", "")),
                  f"{r['training_seconds'] / 60:.1f}" if r.get("training_seconds") is not None else "",
                  *[f"{dice[label]:.3f}" if label in dice else "" for label in labels], _fg(r)]
         lines.append("| " + " | ".join(cells) + " |")
-    summary = ["", "| family | mean fg Dice per seed | mean over seeds |", "|---|---|---|"]
-    families: dict[tuple[str, str], list[tuple[int, float]]] = {}
-    for (dataset, family, seed), r in ranked:
+    summary = ["", "| family | output bias | mean fg Dice per seed | mean over seeds | lowest |", "|---|---|---|---|---|"]
+    families: dict[tuple[str, str, str], list[tuple[int, float]]] = {}
+    for (dataset, family, bias, seed), r in ranked:
         if r.get("foreground_mean_dice") is not None:
-            families.setdefault((dataset, family), []).append((seed, r["foreground_mean_dice"]))
-    for (_, family), scores in families.items():
+            families.setdefault((dataset, family, bias), []).append((seed, r["foreground_mean_dice"]))
+    for (_, family, bias), scores in families.items():
         per_seed = ", ".join(f"{value:.3f} (seed {seed})" for seed, value in scores)
-        summary.append(f"| `{family}` | {per_seed} | {statistics.mean(v for _, v in scores):.3f} |")
+        values = [v for _, v in scores]
+        summary.append(f"| `{family}` | {bias} | {per_seed} | {statistics.mean(values):.3f} | {min(values):.3f} |")
     return "\n".join(lines + (summary if families else []))
 
 

@@ -46,6 +46,9 @@ def add_parser(subparsers) -> None:
     optimiser.add_argument("--foreground-fraction", type=float, help="share of each batch centred on foreground (default 1/3)")
     optimiser.add_argument("--validation-iterations", type=int, help="pseudo-validation batches per epoch (default 50)")
     optimiser.add_argument("--no-augmentation", dest="augment", action="store_false", help="no data augmentation at all")
+    optimiser.add_argument("--output-bias", choices=("prior", "zero"),
+                           help="start of the output bias: prior (default: the log class prior of the plans, so the "
+                                "untrained network predicts the class frequencies) or zero (nnU-Net's)")
     optimiser.add_argument("--no-deep-supervision", dest="deep_supervision", action="store_false", help="loss on the full-resolution output only")
     parser.add_argument("--threads", type=int, dest="num_threads", help="CPU threads of the network (default: tuned per epoch by timing)")
     parser.add_argument("--checkpoint-every", type=parse_duration, dest="checkpoint_every_seconds", help="write checkpoint_latest.pt this often (default 5m)")
@@ -77,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         "epochs", "iterations_per_epoch", "budget_seconds", "device", "precision", "loss", "network", "batch_size",
         "patch_size", "context_slices", "early_stopping_patience", "num_workers", "seed", "augmentation_scale",
         "initial_lr", "momentum", "weight_decay", "poly_exponent", "grad_clip", "loss_kwargs", "foreground_fraction",
-        "validation_iterations", "num_threads", "checkpoint_every_seconds")}
+        "validation_iterations", "num_threads", "checkpoint_every_seconds", "output_bias")}
     config = TrainingConfig(**{k: v for k, v in options.items() if v is not None},
                             final_validation=args.final_validation, save_probabilities=args.save_probabilities,
                             augment=args.augment, deep_supervision=args.deep_supervision, progress=args.progress)

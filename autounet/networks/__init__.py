@@ -27,7 +27,7 @@ Family-specific options go in the plans as ``network_kwargs``. See ``docs/networ
 
 from __future__ import annotations
 
-from autounet.networks.build import build_network, count_parameters, init_weights_he
+from autounet.networks.build import build_network, count_parameters, init_output_bias, init_weights_he
 from autounet.networks.registry import NETWORKS, create_network, list_networks, register_network
 
 # Importing a family module registers it.
@@ -41,6 +41,7 @@ __all__ = [
     "build_network",
     "count_parameters",
     "create_network",
+    "init_output_bias",
     "init_weights_he",
     "list_networks",
     "register_network",

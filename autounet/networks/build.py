@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import torch
 from torch import nn
 
 from autounet.errors import PlansError
@@ -16,6 +17,9 @@ DEFAULT_NETWORK = "unet"
 
 HE_NEGATIVE_SLOPE = 1e-2
 """``a`` of Kaiming-normal init, matching the LeakyReLU slope (nnU-Net's ``InitWeights_He(1e-2)``)."""
+
+MIN_PRIOR_FOR_LOG = 1e-6
+"""Shares below this are raised to it before the logarithm (a hand-edited prior of 0 must not give -inf)."""
 
 _TOPOLOGY_KEYS = ("features_per_stage", "kernel_sizes", "strides")
 _CONV_TYPES = (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -37,13 +41,63 @@ def init_weights_he(module: nn.Module, negative_slope: float = HE_NEGATIVE_SLOPE
             nn.init.zeros_(module.bias)
 
 
+def init_output_bias(network: nn.Module, class_prior: Sequence[float]) -> None:
+    """Set the bias of every segmentation head (each deep-supervision level) to ``log(class_prior)``.
+
+    The untrained network then predicts the class frequencies (softmax of the bias) instead of equal
+    probabilities; see :mod:`autounet.planners.class_prior` for why.
+
+    Parameters
+    ----------
+    network : nn.Module
+        A network family whose decoder keeps its 1x1 output convolutions in ``decoder.heads``.
+    class_prior : sequence of float
+        One share per output class, background first.
+
+    Raises
+    ------
+    PlansError
+        When the prior has not one value per output class.
+    TypeError
+        When the network has no ``decoder.heads``.
+
+    Examples
+    --------
+    >>> config = {"features_per_stage": [4, 8], "kernel_sizes": [[3, 3], [3, 3]], "strides": [[1, 1], [2, 2]]}
+    >>> net = build_network(config, in_channels=1, num_classes=3, class_prior=[0.9, 0.05, 0.05])
+    >>> [round(p, 2) for p in torch.softmax(net.decoder.heads[0].bias, 0).tolist()]
+    [0.9, 0.05, 0.05]
+    """
+    heads = getattr(getattr(network, "decoder", None), "heads", None)
+    if heads is None:
+        raise TypeError(
+            f"{type(network).__name__} keeps no output convolutions in decoder.heads, so its output bias cannot start "
+            "at the class prior; give its decoder a 'heads' ModuleList (docs/networks.md, 'Adding a family')"
+        )
+    prior = torch.tensor([float(p) for p in class_prior], dtype=torch.float32)
+    for head in heads:
+        if head.bias is None or head.bias.shape != prior.shape:
+            raise PlansError(
+                f"class_prior has {prior.numel()} values but the network predicts "
+                f"{head.out_channels if hasattr(head, 'out_channels') else '?'} classes; give one share per label, "
+                "background first, or set class_prior to null in plans.json"
+            )
+        with torch.no_grad():
+            head.bias.copy_(prior.clamp_min(MIN_PRIOR_FOR_LOG).log())
+
+
 def build_network(
-    configuration: Mapping[str, Any], in_channels: int, num_classes: int, deep_supervision: bool = True
+    configuration: Mapping[str, Any],
+    in_channels: int,
+    num_classes: int,
+    deep_supervision: bool = True,
+    class_prior: Sequence[float] | None = None,
 ) -> nn.Module:
     """Build and He-initialise the network a plans configuration describes.
 
     Families whose ``zero_init_residual`` is true (``resenc`` by default, as nnU-Net; ``resunet`` and ``dilated`` on request) then get the
-    last norm of each residual branch zeroed, so every residual block starts as its skip path.
+    last norm of each residual branch zeroed, so every residual block starts as its skip path. With a
+    ``class_prior`` the output bias starts at its logarithm (:func:`init_output_bias`), else at zero.
 
     Parameters
     ----------
@@ -57,6 +111,8 @@ def build_network(
         Labels including background.
     deep_supervision : bool
         Return one logit map per decoder stage during training.
+    class_prior : sequence of float, optional
+        Share of each class (the plans' ``class_prior``); None leaves the output bias at zero.
 
     Returns
     -------
@@ -102,6 +158,8 @@ def build_network(
     network.apply(init_weights_he)
     if getattr(network, "zero_init_residual", False):
         zero_residual_branches(network)
+    if class_prior is not None:
+        init_output_bias(network, class_prior)
     return network
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from autounet.planners.batch_size import MAX_DATASET_FRACTION, MIN_BATCH_SIZE
+from autounet.planners.class_prior import MIN_CLASS_PRIOR
 from autounet.planners.memory import memory_budget, reference_batch_size
 from autounet.planners.normalization import MASK_RELATIVE_SIZE_THRESHOLD
 from autounet.planners.patch_size import INITIAL_PATCH_VOXELS_2D, INITIAL_PATCH_VOXELS_3D, PatchPlan
@@ -215,6 +216,26 @@ def explain_context_slices(context_slices: int) -> str:
         f"input slices z-{context_slices}..z+{context_slices} stacked as channels (2.5D, {width} slices per image "
         f"channel): set by the user (--context-slices); the first layer takes {width}x the image channels, the rest "
         "of the network is unchanged"
+    )
+
+
+def explain_class_prior(class_prior: Sequence[float] | None, labels: Mapping[str, int]) -> str:
+    """Where every network's output bias starts.
+
+    Examples
+    --------
+    >>> explain_class_prior((0.9475, 0.0272, 0.0253), {"background": 0, "Anterior": 1, "Posterior": 2})
+    'class prior background 0.9475, Anterior 0.0272, Posterior 0.0253: voxel shares in the training labels (each at least 0.01); the output bias starts at their logarithm, so the untrained network predicts these frequencies'
+    >>> explain_class_prior(None, {"background": 0, "lesion": 1})
+    'class prior unknown (no label voxel counts in the fingerprint): output bias starts at zero, as in nnU-Net'
+    """
+    if class_prior is None:
+        return "class prior unknown (no label voxel counts in the fingerprint): output bias starts at zero, as in nnU-Net"
+    names = [name for name, _ in sorted(labels.items(), key=lambda item: item[1])]
+    shares = ", ".join(f"{name} {share:g}" for name, share in zip(names, class_prior))
+    return (
+        f"class prior {shares}: voxel shares in the training labels (each at least {MIN_CLASS_PRIOR:g}); the output "
+        "bias starts at their logarithm, so the untrained network predicts these frequencies"
     )
 
 

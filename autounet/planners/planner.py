@@ -17,6 +17,7 @@ from autounet.errors import PlansError
 from autounet.fingerprint.schema import Fingerprint
 from autounet.planners import explain
 from autounet.planners.batch_size import batch_size_cap, batch_size_for_memory, plan_batch_size
+from autounet.planners.class_prior import plan_class_prior
 from autounet.planners.configurations import is_3d_dataset, plan_2d_geometry, plan_lowres
 from autounet.planners.context_slices import check_context_slices
 from autounet.planners.device import DeviceInfo, detect_device, device_notes
@@ -369,6 +370,9 @@ def plan_experiment(
     if device is None:
         device = detect_device()
     notes.extend(device_notes(device, budget, budget_given=memory_budget_gb is not None))
+    label_values = sorted(set(fingerprint.labels.values()))
+    class_prior = plan_class_prior({v: int(st["voxels"]) for v, st in fingerprint.label_stats.items()}, label_values)
+    explanations["dataset"].append(explain.explain_class_prior(class_prior, fingerprint.labels))
     crop_median = np.round(np.median(shapes, axis=0))
     return Plans(
         dataset_name=fingerprint.dataset_name,
@@ -383,4 +387,5 @@ def plan_experiment(
         fingerprint_signature=fingerprint.signature,
         notes=tuple(notes),
         explanations=explanations,
+        class_prior=class_prior,
     )

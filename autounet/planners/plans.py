@@ -17,7 +17,7 @@ from autounet.jsonio import read_json, write_json
 from autounet.typing import PathType
 
 #: Bump when a rule or default changes the planned values, and say so in docs/changelog.md.
-PLANS_VERSION = 1
+PLANS_VERSION = 2
 
 ConfigurationName = Literal["2d", "3d_fullres", "3d_lowres", "3d_cascade_fullres"]
 CONFIGURATION_NAMES: tuple[str, ...] = ("2d", "3d_fullres", "3d_lowres", "3d_cascade_fullres")
@@ -202,6 +202,21 @@ class Plans:
     plans_version: int = PLANS_VERSION
     notes: tuple[str, ...] = ()
     explanations: dict[str, list[str]] = field(default_factory=dict)
+    class_prior: tuple[float, ...] | None = None
+    """Share of each class (sorted label values, background first) in the training data; every network's output
+    bias starts at its logarithm (:mod:`autounet.planners.class_prior`). None: zero bias, as nnU-Net."""
+
+    def __post_init__(self) -> None:
+        if self.class_prior is None:
+            return
+        prior = tuple(float(p) for p in self.class_prior)
+        if len(prior) != self.num_classes or not all(0.0 < p <= 1.0 for p in prior):
+            raise PlansError(
+                f"class_prior {list(prior)} needs one share in (0, 1] per label ({self.num_classes}: "
+                f"{', '.join(f'{name}={value}' for name, value in sorted(self.labels.items(), key=lambda kv: kv[1]))}); "
+                "fix it or set it to null for a zero output bias"
+            )
+        object.__setattr__(self, "class_prior", prior)
 
     @property
     def label_values(self) -> tuple[int, ...]:
@@ -230,6 +245,7 @@ class Plans:
             "memory_budget_gb": self.memory_budget_gb,
             "fingerprint_signature": self.fingerprint_signature,
             "notes": list(self.notes),
+            "class_prior": None if self.class_prior is None else list(self.class_prior),
             "configurations": {name: c.to_dict() for name, c in self.configurations.items()},
             "explanations": {k: list(v) for k, v in self.explanations.items()},
         }
@@ -263,6 +279,7 @@ class Plans:
                 plans_version=version,
                 notes=tuple(data.get("notes", ())),
                 explanations={k: list(v) for k, v in data.get("explanations", {}).items()},
+                class_prior=None if data.get("class_prior") is None else tuple(data["class_prior"]),
             )
         except KeyError as err:
             raise PlansError(f"plans file lacks the key {err.args[0]!r}; re-run \"autounet plan\"") from None

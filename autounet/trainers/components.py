@@ -15,7 +15,7 @@ from autounet.errors import MissingStageError, PlansError
 from autounet.losses import LOSSES, DeepSupervisionLoss, create_loss, deep_supervision_scales, deep_supervision_weights
 from autounet.networks import NETWORKS, build_network
 from autounet.planners.plans import ConfigurationPlan, Plans, load_plans, network_input_channels
-from autounet.trainers.config import TrainingConfig
+from autounet.trainers.config import OUTPUT_BIAS_CHOICES, TrainingConfig
 
 logger = logging.getLogger(__name__)
 
@@ -156,13 +156,22 @@ def network_description(configuration: ConfigurationPlan) -> dict[str, Any]:
     }
 
 
-def make_network(configuration: ConfigurationPlan, plans: Plans, deep_supervision: bool) -> nn.Module:
-    """Build the configuration's network (float32, CPU, He-initialised; seed torch first for reproducibility)."""
+def make_network(
+    configuration: ConfigurationPlan, plans: Plans, deep_supervision: bool, output_bias: str = "prior"
+) -> nn.Module:
+    """Build the configuration's network (float32, CPU, He-initialised; seed torch first for reproducibility).
+
+    ``output_bias="prior"`` starts the output bias at the logarithm of the plans' ``class_prior`` (zero when the
+    plans have none); ``"zero"`` keeps nnU-Net's zero bias.
+    """
+    if output_bias not in OUTPUT_BIAS_CHOICES:
+        raise ValueError(f"output_bias must be one of {', '.join(OUTPUT_BIAS_CHOICES)}, got {output_bias!r}")
     return build_network(
         network_description(configuration),
         network_input_channels(plans, configuration),
         plans.num_classes,
         deep_supervision=deep_supervision,
+        class_prior=plans.class_prior if output_bias == "prior" else None,
     )
 
 

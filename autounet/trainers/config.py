@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
 Precision = Literal["auto", "float32", "bfloat16", "float16"]
+OutputBias = Literal["prior", "zero"]
+OUTPUT_BIAS_CHOICES: tuple[str, ...] = ("prior", "zero")
 DeviceName = str  # "auto", "cpu", "cuda", "cuda:1", "mps"
 
 # nnU-Net v2 nnUNetTrainer defaults; see docs/training.md for each source.
@@ -58,6 +60,9 @@ class TrainingConfig:
         (compute-aware plans lower it for short budgets), else 1 (nnU-Net's).
     deep_supervision : bool
         Loss on every decoder level (weights halving per level).
+    output_bias : str
+        ``"prior"`` (default): the output bias starts at the logarithm of the plans' ``class_prior``, so the untrained
+        network predicts the class frequencies; ``"zero"``: nnU-Net's zero bias (equal probabilities).
     seed : int
         All randomness of the run (weights, batches, augmentation) follows from it.
     device : str
@@ -103,6 +108,7 @@ class TrainingConfig:
     augment: bool = True
     augmentation_scale: float | None = None
     deep_supervision: bool = True
+    output_bias: OutputBias = "prior"
     seed: int = DEFAULT_SEED
     device: DeviceName = "auto"
     precision: Precision = "auto"
@@ -137,6 +143,10 @@ class TrainingConfig:
             (
                 self.augmentation_scale is None or 0 <= self.augmentation_scale <= 1,
                 f"augmentation_scale must be within [0, 1], got {self.augmentation_scale}",
+            ),
+            (
+                self.output_bias in OUTPUT_BIAS_CHOICES,
+                f"output_bias must be prior or zero, got {self.output_bias!r}",
             ),
             (
                 self.precision in ("auto", "float32", "bfloat16", "float16"),

@@ -158,7 +158,7 @@ def train_fold(
         torch.set_num_threads(config.num_threads)
     torch.manual_seed(config.seed)
     memory_format = components.cpu_memory_format(conf, device)
-    network = components.make_network(conf, plans, config.deep_supervision)
+    network = components.make_network(conf, plans, config.deep_supervision, config.output_bias)
     network = network.to(device=device, memory_format=memory_format)  # type: ignore[call-overload]
     loss_name = config.loss or conf.loss
     loss = components.make_loss(loss_name, config.loss_kwargs, conf, config.deep_supervision, context.enabled)
@@ -173,6 +173,7 @@ def train_fold(
     train_loader, val_loader = _loaders(source, plans, conf, config, train_ids, val_ids, context, checkpoint)
     final_validation = FinalValidation(plans, conf, source, val_ids, fold_dir, dataset, device, context, config.save_probabilities)
     header = _log_header(conf, config, loss_name, train_ids, val_ids, device, dtype, workers, context)
+    header["output_bias"] = _output_bias_description(config.output_bias, plans.class_prior)
     builtin = _builtin_callbacks(fold_dir, metadata, header, config, context, device, final_validation)
     pin = device.type == "cuda"
     with BatchStream(train_loader, workers, pin) as train_batches, (
@@ -356,6 +357,15 @@ def _checkpoint_to_resume(fold_dir: Path, resume: bool, metadata: dict[str, Any]
         checkpoint["finished"] = True
     logger.info("resuming %s from iteration %d (epoch %d)", fold_dir, checkpoint["iteration"], checkpoint["epoch"])
     return checkpoint
+
+
+def _output_bias_description(output_bias: str, class_prior: Sequence[float] | None) -> str:
+    """How the network's output bias started, for the training log."""
+    if output_bias == "prior" and class_prior is not None:
+        return "log class prior [" + ", ".join(f"{p:g}" for p in class_prior) + "]"
+    if output_bias == "zero":
+        return "zero"
+    return 'zero (plans.json has no class_prior: re-plan with "autounet plan" to start at the class prior)'
 
 
 def _log_header(conf, config, loss_name, train_ids, val_ids, device, dtype, workers, context: DistributedContext) -> dict[str, Any]:

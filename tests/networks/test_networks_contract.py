@@ -205,3 +205,37 @@ def test_resenc_blocks_per_stage_validated() -> None:
     }
     with pytest.raises(PlansError, match="n_blocks_per_stage"):
         build_network(configuration, 1, 2)
+
+
+@pytest.mark.parametrize("plan", ["2d", "3d_anisotropic"])
+@pytest.mark.parametrize("network", list_networks())
+def test_class_prior_makes_the_untrained_network_predict_the_class_frequencies(network: str, plan: str) -> None:
+    """Every deep-supervision head starts at log(prior): the mean prediction moves to the prior from about a third each.
+
+    Untrained tiny networks have logits of random scale, so the prediction is the prior only on average and only
+    approximately; it must be much closer to it (Kullback-Leibler divergence) than with a zero bias.
+    """
+    prior = [0.9, 0.06, 0.04]
+    images = torch.randn(2, 1, *PLANS[plan]["patch"])
+    shares = {}
+    for name, class_prior in (("prior", prior), ("zero", None)):
+        torch.manual_seed(0)
+        model = build_network(_configuration(network, plan), 1, NUM_CLASSES, class_prior=class_prior)
+        with torch.no_grad():
+            outputs = model(images)
+        shares[name] = [torch.softmax(o, 1).mean(dim=(0, *range(2, o.ndim))) for o in outputs]
+    target = torch.tensor(prior)
+    for with_prior, with_zero in zip(shares["prior"], shares["zero"]):
+        divergence_prior = float((target * (target / with_prior).log()).sum())
+        divergence_zero = float((target * (target / with_zero).log()).sum())
+        assert with_prior[0] > with_zero[0] + 0.15, (with_prior, with_zero)
+        assert divergence_prior < 0.5 * divergence_zero, (with_prior, with_zero)
+
+
+def test_class_prior_sets_the_bias_of_every_head_and_must_fit_the_classes() -> None:
+    configuration = _configuration("unet", "3d")
+    model = build_network(configuration, 1, NUM_CLASSES, class_prior=[0.9, 0.06, 0.04])
+    assert len(model.decoder.heads) == 2
+    assert all(torch.allclose(head.bias, torch.tensor([0.9, 0.06, 0.04]).log()) for head in model.decoder.heads)
+    with pytest.raises(PlansError, match="class_prior has 2 values but the network predicts 3 classes"):
+        build_network(configuration, 1, NUM_CLASSES, class_prior=[0.9, 0.1])

@@ -57,6 +57,7 @@ def test_plan_from_nnunet_fingerprint_and_nnunet_v2_dataset_json(tmp_path):
     conf = plans.configurations["3d_fullres"]
     assert (conf.patch_size, conf.batch_size) == ((40, 56, 40), 9)
     assert conf.normalization[0].scheme == "zscore"
+    assert plans.class_prior is None  # nnU-Net's fingerprint counts no label voxels: zero output bias, as nnU-Net
 
 @needs_reference
 def test_overrides_and_explain(tmp_path, capsys):
