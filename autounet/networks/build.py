@@ -78,9 +78,8 @@ def init_output_bias(network: nn.Module, class_prior: Sequence[float]) -> None:
     for head in heads:
         if head.bias is None or head.bias.shape != prior.shape:
             raise PlansError(
-                f"class_prior has {prior.numel()} values but the network predicts "
-                f"{head.out_channels if hasattr(head, 'out_channels') else '?'} classes; give one share per label, "
-                "background first, or set class_prior to null in plans.json"
+                f"class_prior has {prior.numel()} values but the network predicts {head.weight.shape[0]} classes; give "
+                "one share per label, background first, or set class_prior to null in plans.json"
             )
         with torch.no_grad():
             head.bias.copy_(prior.clamp_min(MIN_PRIOR_FOR_LOG).log())

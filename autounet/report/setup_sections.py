@@ -113,6 +113,8 @@ def plans_section(data: ReportData) -> Html:
         ("median spacing (after transposition)", fmt_values(plans.original_median_spacing_after_transp)),
         ("median shape (after transposition)", fmt_values(plans.original_median_shape_after_transp)),
         ("configurations", ", ".join(plans.configurations)),
+        ("class prior (start of the output bias)",
+         _class_prior_text(plans) if plans.class_prior else "none: zero output bias"),
     ])]
     if explanations.get("dataset"):
         parts += [tag("h3", "Why: dataset-wide decisions"), bullet_list(explanations["dataset"])]
@@ -127,6 +129,12 @@ def plans_section(data: ReportData) -> Html:
             bullet_list(reasons) if reasons else paragraph("(the plans record no explanation for this configuration)")
         )
     return join(parts)
+
+
+def _class_prior_text(plans: Any) -> str:
+    """``background 0.9475, Anterior 0.0272, ...`` in class order."""
+    names = [name for name, _ in sorted(plans.labels.items(), key=lambda item: item[1])]
+    return ", ".join(f"{name} {share:g}" for name, share in zip(names, plans.class_prior))
 
 
 def _configuration_table(conf: Any) -> Html:

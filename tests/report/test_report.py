@@ -65,6 +65,7 @@ def test_report_renders_in_chromium(trained_3d, tmp_path):
     assert "autounet report: ReportDemo3D" in text
     for label in ("organ", "lesion"):
         assert label in text
+    assert re.search(r"class prior \(start of the output bias\) background 0\.\d+, organ 0\.\d+, lesion 0\.\d+", text)
     summary = load_summary(trained_3d / "3d_fullres" / "fold_0" / "validation")
     for label in summary.labels:  # the mean Dice of each label, and of every case
         assert f"{summary.mean[label]['Dice']:.4f}" in text
