@@ -4,12 +4,13 @@
     python benchmarks/bench_families.py hippocampus --iterations 400 --batch-size 2 --augmentation-scale 0
     python benchmarks/bench_families.py drive --budget 5m --families unet vnet   # DRIVE 2d fold 0, two families
     python benchmarks/bench_families.py hippocampus --measure-only               # parameters, step time, memory
+    python benchmarks/bench_families.py hippocampus --iterations 1000 --output-bias zero --seed 1 --families unet
     python benchmarks/bench_families.py --table benchmarks/_work/families/hippocampus.jsonl
 
 For each family: the plans of the dataset with only ``"network"`` changed (same patch, batch, topology and split;
 on Hippocampus the planner gives every family the same patch and batch at 8 GB anyway) and, for every family alike,
 the width set by ``--base-features`` (default 16: the planned 32 leaves too few iterations for any family in a
-few minutes on two CPU cores), then
+few minutes on two CPU cores) and the output bias set by ``--output-bias`` (default ``prior``, the trainer's), then
 
 - parameters;
 - the planner's memory estimate relative to ``unet`` and the measured peak memory of one training step (the bytes
