@@ -89,6 +89,9 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--output-bias", choices=("prior", "zero"), default="prior",
                         help="start of the output bias (default prior: the plans' log class prior; zero: nnU-Net's); "
                              "zero trains in runs/<family>-zero so both can run side by side")
+    parser.add_argument("--network-kwargs", type=json.loads, default={},
+                        help='family options for every family, as JSON (e.g. \'{"zero_init_residual": true}\'); '
+                             "trains in runs/<family>-<options> so variants can run side by side")
     parser.add_argument("--base-features", type=int, default=16,
                         help="features of the first stage for every family (doubling, capped as planned); 0 = as planned")
     parser.add_argument("--steps", type=int, default=5, help="timed training steps per family (after 2 warm-up steps)")
@@ -218,14 +221,16 @@ def _training_config(args: argparse.Namespace) -> TrainingConfig:
 def _family_folder(
     base: Path, family: str, configuration_name: str, base_features: int, batch_size: int | None,
     patch_size: list[int] | None = None, seed: int = DEFAULT_SEED, output_bias: str = "prior",
+    network_kwargs: dict | None = None,
 ) -> Path:
-    """``base/runs/<family>[-zero][-seed<N>]``: the base plans with the network (width, patch) changed; data and
-    split shared."""
-    name = family + ("-zero" if output_bias == "zero" else "") + ("" if seed == DEFAULT_SEED else f"-seed{seed}")
+    """``base/runs/<family>[-<option>=<value>...][-zero][-seed<N>]``: the base plans with the network (width, patch,
+    options) changed; data and split shared."""
+    options = "".join(f"-{key}={json.dumps(value)}" for key, value in sorted((network_kwargs or {}).items()))
+    name = family + options + ("-zero" if output_bias == "zero" else "") + ("" if seed == DEFAULT_SEED else f"-seed{seed}")
     folder = base / "runs" / name
     folder.mkdir(parents=True, exist_ok=True)
     plans = load_plans(base / "plans.json")
-    configuration = plans.configuration(configuration_name).replace(network=family, network_kwargs={})
+    configuration = plans.configuration(configuration_name).replace(network=family, network_kwargs=dict(network_kwargs or {}))
     if patch_size:
         plans_for_patch = dataclasses.replace(plans, configurations={**plans.configurations, configuration_name: configuration})
         override = TrainingConfig(patch_size=tuple(patch_size), batch_size=batch_size or configuration.batch_size)
@@ -259,7 +264,7 @@ def run(args: argparse.Namespace) -> None:
     for family in families:
         folder = _family_folder(
             base, family, configuration_name, args.base_features, args.batch_size, args.patch_size, args.seed,
-            args.output_bias,
+            args.output_bias, args.network_kwargs,
         )
         plans = load_plans(folder / "plans.json")
         if args.output_bias == "prior" and plans.class_prior is None:
@@ -268,7 +273,7 @@ def run(args: argparse.Namespace) -> None:
         configuration = plans.configuration(configuration_name)
         record: dict = {
             "dataset": args.dataset, "configuration": configuration_name, "fold": args.fold, "family": family,
-            "seed": args.seed, "output_bias": args.output_bias,
+            "seed": args.seed, "output_bias": args.output_bias, "network_kwargs": args.network_kwargs,
             "command": " ".join([Path(sys.executable).name, *sys.argv]), "torch": torch.__version__,
             "threads": torch.get_num_threads(), "patch_size": list(configuration.patch_size),
             "features_per_stage": list(configuration.features_per_stage),
@@ -303,6 +308,12 @@ MEASURED = ("parameters", "precision", "step_seconds", "peak_memory_mib", "memor
 """Fields of a ``--measure-only`` record, which override those of the training records of its family."""
 
 
+def _family_label(record: dict) -> str:
+    """The family's name, with its options when it had any (``resunet zero_init_residual=true``)."""
+    options = " ".join(f"{key}={json.dumps(value)}" for key, value in sorted((record.get("network_kwargs") or {}).items()))
+    return f"{record['family']} {options}" if options else record["family"]
+
+
 def _fg(record: dict) -> str:
     value = record.get("foreground_mean_dice")
     return f"{value:.3f}" if value is not None else record.get("error", "")
@@ -323,14 +334,15 @@ def table(paths: list[Path]) -> str:
             if not line.strip():
                 continue
             record = json.loads(line)
-            family = (record["dataset"], record["family"])
+            family = (record["dataset"], _family_label(record))
             if record.get("iterations") is None and "error" not in record:
                 measured.setdefault(family, {}).update({k: record[k] for k in MEASURED if k in record})
             else:
                 key = (*family, record.get("output_bias", "zero"), record.get("seed", DEFAULT_SEED))
                 runs.setdefault(key, {}).update(record)
     for key, values in measured.items():
-        matching = [run for (dataset, family, _, _), run in runs.items() if (dataset, family) == key]
+        matching = [run for (dataset, family, _, _), run in runs.items()
+                    if dataset == key[0] and key[1] in (family, family.split()[0])]
         for run in matching:
             run.update(values)
         if not matching:
@@ -340,7 +352,8 @@ def table(paths: list[Path]) -> str:
               "iterations", "fold wall time (min)", *[f"Dice {label}" for label in labels], "mean fg Dice"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     order = {name: i for i, name in enumerate(FAMILY_ORDER)}
-    ranked = sorted(runs.items(), key=lambda item: (item[0][0], order.get(item[0][1], 99), item[0][2], item[0][3]))
+    ranked = sorted(runs.items(), key=lambda item: (item[0][0], order.get(item[0][1].split()[0], 99), item[0][1],
+                                                    item[0][2], item[0][3]))
     for (_, family, bias, seed), r in ranked:
         dice = r.get("mean_dice") or {}
         cells = [f"`{family}`", bias, str(seed), f"{r.get('parameters', 0) / 1e6:.2f} M",
