@@ -218,6 +218,11 @@ def _training_config(args: argparse.Namespace) -> TrainingConfig:
     return TrainingConfig(budget_seconds=args.budget, **common)
 
 
+def _option_texts(network_kwargs: dict | None) -> list[str]:
+    """``key=value`` (value as JSON) for each family option, sorted by key: one spelling for run folders and tables."""
+    return [f"{key}={json.dumps(value)}" for key, value in sorted((network_kwargs or {}).items())]
+
+
 def _family_folder(
     base: Path, family: str, configuration_name: str, base_features: int, batch_size: int | None,
     patch_size: list[int] | None = None, seed: int = DEFAULT_SEED, output_bias: str = "prior",
@@ -225,8 +230,7 @@ def _family_folder(
 ) -> Path:
     """``base/runs/<family>[-<option>=<value>...][-zero][-seed<N>]``: the base plans with the network (width, patch,
     options) changed; data and split shared."""
-    options = "".join(f"-{key}={json.dumps(value)}" for key, value in sorted((network_kwargs or {}).items()))
-    name = family + options + ("-zero" if output_bias == "zero" else "") + ("" if seed == DEFAULT_SEED else f"-seed{seed}")
+    name = family + "".join(f"-{option}" for option in _option_texts(network_kwargs)) + ("-zero" if output_bias == "zero" else "") + ("" if seed == DEFAULT_SEED else f"-seed{seed}")
     folder = base / "runs" / name
     folder.mkdir(parents=True, exist_ok=True)
     plans = load_plans(base / "plans.json")
@@ -310,8 +314,7 @@ MEASURED = ("parameters", "precision", "step_seconds", "peak_memory_mib", "memor
 
 def _family_label(record: dict) -> str:
     """The family's name, with its options when it had any (``resunet zero_init_residual=true``)."""
-    options = " ".join(f"{key}={json.dumps(value)}" for key, value in sorted((record.get("network_kwargs") or {}).items()))
-    return f"{record['family']} {options}" if options else record["family"]
+    return " ".join([record["family"], *_option_texts(record.get("network_kwargs"))])
 
 
 def _fg(record: dict) -> str:
@@ -336,24 +339,24 @@ def table(paths: list[Path]) -> str:
             record = json.loads(line)
             family = (record["dataset"], _family_label(record))
             if record.get("iterations") is None and "error" not in record:
-                measured.setdefault(family, {}).update({k: record[k] for k in MEASURED if k in record})
+                measured.setdefault(family, {"family": record["family"]}).update(
+                    {k: record[k] for k in MEASURED if k in record})
             else:
                 key = (*family, record.get("output_bias", "zero"), record.get("seed", DEFAULT_SEED))
                 runs.setdefault(key, {}).update(record)
     for key, values in measured.items():
-        matching = [run for (dataset, family, _, _), run in runs.items()
-                    if dataset == key[0] and key[1] in (family, family.split()[0])]
+        matching = [run for (dataset, label, _, _), run in runs.items()
+                    if dataset == key[0] and key[1] in (label, run["family"])]
         for run in matching:
             run.update(values)
         if not matching:
-            runs[(*key, "", DEFAULT_SEED)] = {"dataset": key[0], "family": key[1], **values}
+            runs[(*key, "", DEFAULT_SEED)] = {"dataset": key[0], **values}
     labels = sorted({label for r in runs.values() for label in (r.get("mean_dice") or {})})
     header = ["family", "output bias", "seed", "parameters", "step (s)", "peak memory (MiB)", "estimate vs unet",
               "iterations", "fold wall time (min)", *[f"Dice {label}" for label in labels], "mean fg Dice"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     order = {name: i for i, name in enumerate(FAMILY_ORDER)}
-    ranked = sorted(runs.items(), key=lambda item: (item[0][0], order.get(item[0][1].split()[0], 99), item[0][1],
-                                                    item[0][2], item[0][3]))
+    ranked = sorted(runs.items(), key=lambda item: (item[0][0], order.get(item[1]["family"], 99), *item[0][1:]))
     for (_, family, bias, seed), r in ranked:
         dice = r.get("mean_dice") or {}
         cells = [f"`{family}`", bias, str(seed), f"{r.get('parameters', 0) / 1e6:.2f} M",
