@@ -70,6 +70,18 @@ DATASETS = {
 FAMILY_ORDER = ("unet", "resenc", "resunet", "attention", "unetpp", "r2unet", "denseunet", "multires", "dilated", "vnet")
 
 
+def _json_object(text: str) -> dict:
+    """``--network-kwargs``: a JSON object, or an error that shows one."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        value = error
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            f"not a JSON object: {text!r}; write the options as one, e.g. '{{\"zero_init_residual\": true}}'")
+    return value
+
+
 def _parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", nargs="?", choices=sorted(DATASETS))
@@ -89,7 +101,7 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--output-bias", choices=("prior", "zero"), default="prior",
                         help="start of the output bias (default prior: the plans' log class prior; zero: nnU-Net's); "
                              "zero trains in runs/<family>-zero so both can run side by side")
-    parser.add_argument("--network-kwargs", type=json.loads, default={},
+    parser.add_argument("--network-kwargs", type=_json_object, default={},
                         help='family options for every family, as JSON (e.g. \'{"zero_init_residual": true}\'); '
                              "trains in runs/<family>-<options> so variants can run side by side")
     parser.add_argument("--base-features", type=int, default=16,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,6 +23,9 @@ MIN_PRIOR_FOR_LOG = 1e-6
 """Shares below this are raised to it before the logarithm (a hand-edited prior of 0 must not give -inf)."""
 
 _TOPOLOGY_KEYS = ("features_per_stage", "kernel_sizes", "strides")
+_COMMON_ARGUMENTS = ("in_channels", "num_classes", "features_per_stage", "kernel_sizes", "strides",
+                     "n_conv_per_stage", "n_conv_per_stage_decoder", "deep_supervision")
+"""The arguments every family takes from the topology (register_network); the rest are its options."""
 _CONV_TYPES = (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 
@@ -142,6 +146,8 @@ def build_network(
             NETWORKS.get(name)
         except KeyError as error:
             raise PlansError(f"{error.args[0]} Fix \"network\" in the plans.") from None
+    network_kwargs = dict(configuration.get("network_kwargs") or {})
+    _check_family_options(name, network_kwargs)
     network = create_network(
         name,
         in_channels=in_channels,
@@ -152,7 +158,7 @@ def build_network(
         n_conv_per_stage=configuration.get("n_conv_per_stage", 2),
         n_conv_per_stage_decoder=configuration.get("n_conv_per_stage_decoder", 2),
         deep_supervision=deep_supervision,
-        **dict(configuration.get("network_kwargs") or {}),
+        **network_kwargs,
     )
     network.apply(init_weights_he)
     if getattr(network, "zero_init_residual", False):
@@ -160,6 +166,21 @@ def build_network(
     if class_prior is not None:
         init_output_bias(network, class_prior)
     return network
+
+
+def _check_family_options(name: str, network_kwargs: Mapping[str, Any]) -> None:
+    """Raise a PlansError naming every key of ``network_kwargs`` that family ``name`` does not take, and the ones it
+    does (instead of the constructor's TypeError)."""
+    parameters = inspect.signature(NETWORKS.get(name)).parameters
+    if any(parameter.kind is parameter.VAR_KEYWORD for parameter in parameters.values()):
+        return
+    options = [key for key in parameters if key not in _COMMON_ARGUMENTS]
+    unknown = [key for key in network_kwargs if key not in options]
+    if unknown:
+        raise PlansError(
+            f'network "{name}" has no option {", ".join(map(repr, unknown))}; its options: '
+            f'{", ".join(options) or "none"}. Fix "network_kwargs" in the plans (docs/networks.md lists each family\'s).'
+        )
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:

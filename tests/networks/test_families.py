@@ -171,6 +171,15 @@ def test_r2unet_uses_1x1_entry_without_stride_and_the_planned_kernel_with_it() -
         _build("r2unet", recurrent_steps=0)
 
 
+def test_an_option_the_family_does_not_take_is_named_with_the_ones_it_does() -> None:
+    with pytest.raises(PlansError, match=r"network \"unet\" has no option 'zero_init_residual'; its options: none"):
+        _build("unet", zero_init_residual=True)
+    with pytest.raises(PlansError, match=r"'growth'.*its options: layers_per_block, growth_rate\. Fix \"network_kwargs\""):
+        _build("denseunet", growth=4)
+    with pytest.raises(PlansError, match="'in_channels'"):  # a topology argument is not an option
+        _build("resunet", in_channels=3)
+
+
 # --- denseunet -----------------------------------------------------------------------------------------------
 
 
