@@ -7,7 +7,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterable, Sequence, TypeVar
 
-from tqdm import tqdm
+from autounet.progress import progress_bar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -43,7 +43,8 @@ def map_with_progress(
     progress: bool = True,
     description: str = "",
 ) -> list[R]:
-    """``[function(item) for item in items]``, spread over ``workers`` processes, with a progress bar.
+    """``[function(item) for item in items]``, spread over ``workers`` processes, with a progress bar (a line per
+    stage in a log file: :mod:`autounet.progress`).
 
     ``function`` must be importable at module level (it is sent to spawned workers). With one worker, or
     one item, everything runs in this process, which keeps tracebacks simple and avoids start-up cost.
@@ -52,7 +53,7 @@ def map_with_progress(
     """
     workers = default_workers() if workers is None else max(1, int(workers))
     workers = min(workers, len(items)) if items else 1
-    bar = tqdm(total=len(items), desc=description, disable=not progress, unit="case", leave=False)
+    bar = progress_bar(len(items), description, enabled=progress)
     try:
         if workers == 1:
             results = []

@@ -40,7 +40,9 @@ def run(args: argparse.Namespace) -> int:
         progress=args.progress,
     )
     print(result.table())
-    print(f"\nbest: {result.best.name} (mean foreground Dice {result.best.mean_dice:.4f})")
+    print(f"\nbest: {result.describe_best()}")
+    for note in result.notes:
+        print(f"note: {note}")
     if result.postprocessing is not None:
         print(f"post-processing: {result.postprocessing.describe()}")
     print(f"predict with:\n  {result.command}")

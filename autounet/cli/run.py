@@ -69,8 +69,7 @@ def print_summary(summary) -> None:
         shown = f"validation Dice {dice:.4f}" if isinstance(dice, float) else "no validation"
         print(f"  {fold.configuration} fold {fold.fold}: {fold.iterations} iterations, {fold.elapsed_seconds / 60:.1f} min, {shown}")
     if summary.best is not None:
-        best = summary.best.best
-        print(f"best: {best.name} (cross-validation mean Dice {best.mean_dice:.4f})")
+        print(f"best: {summary.best.describe_best()}")
         if summary.best.command:
             print(f"predict with: {summary.best.command}")
     for name, stage in summary.stages.items():

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from autounet.dataset.description import DatasetDescription, parse_dataset_json
+from autounet.dataset.description import DatasetDescription, dataset_name_from_folder, has_name, parse_dataset_json
 from autounet.errors import DatasetError
 from autounet.io import Image, read_image
 from autounet.io.formats import file_extension, strip_extension
@@ -122,7 +122,9 @@ def load_dataset(root: PathType) -> Dataset:
     Parameters
     ----------
     root : str or Path
-        Folder holding ``dataset.json``, ``imagesTr/``, ``labelsTr/`` and optionally ``imagesTs/``.
+        Folder holding ``dataset.json``, ``imagesTr/``, ``labelsTr/`` and optionally ``imagesTs/``. When
+        ``dataset.json`` has no ``name``, the folder names the dataset as in nnU-Net: ``Dataset900_BraTS`` (or
+        ``Task04_Hippocampus``) is called ``BraTS`` (``Hippocampus``), any other folder by its own name.
 
     Raises
     ------
@@ -144,6 +146,8 @@ def load_dataset(root: PathType) -> Dataset:
     except ValueError as err:
         raise DatasetError(str(err)) from None
     description = parse_dataset_json(raw, str(json_path))
+    if not has_name(raw):  # nnU-Net v2 makes "name" optional: the folder names the dataset (Dataset900_X -> X)
+        description = replace(description, name=dataset_name_from_folder(root.resolve().name))
     if description.layout == "msd":
         training, test = _msd_cases(root, raw)
     else:

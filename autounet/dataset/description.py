@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from autounet.errors import DatasetError
 
 Layout = Literal["msd", "nnunet_v2"]
+
+#: nnU-Net's numbered folder names: ``Dataset123_Name`` (v2) and ``Task04_Name`` (MSD, nnU-Net v1).
+_NUMBERED_FOLDER = re.compile(r"^(?:Dataset\d{3}|Task\d{2,3})_(?P<name>.+)$")
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,36 @@ class DatasetDescription:
             layout=data["layout"],
             num_training=data.get("num_training"),
         )
+
+
+def dataset_name_from_folder(folder_name: str) -> str:
+    """The name of a dataset whose ``dataset.json`` has none, from its folder, as nnU-Net names datasets.
+
+    Parameters
+    ----------
+    folder_name : str
+        Name of the dataset folder (not a path).
+
+    Examples
+    --------
+    >>> dataset_name_from_folder("Dataset900_BraTSsample"), dataset_name_from_folder("Task04_Hippocampus")
+    ('BraTSsample', 'Hippocampus')
+    >>> dataset_name_from_folder("my_scans")
+    'my_scans'
+    """
+    match = _NUMBERED_FOLDER.match(folder_name)
+    return match.group("name") if match else folder_name
+
+
+def has_name(data: dict[str, Any]) -> bool:
+    """Whether a parsed ``dataset.json`` names its dataset (a non-empty ``name``).
+
+    Parameters
+    ----------
+    data : dict
+        The parsed ``dataset.json``.
+    """
+    return bool(str(data.get("name") or "").strip())
 
 
 def parse_dataset_json(data: dict[str, Any], source: str = "dataset.json") -> DatasetDescription:

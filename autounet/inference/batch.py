@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from autounet.dataset.dataset import read_case_images
 from autounet.errors import AutounetError, DatasetError
@@ -24,6 +23,7 @@ from autounet.io import read_image_geometry
 from autounet.io.nifti_raw import count_nonfinite_nifti
 from autounet.parallel import default_workers
 from autounet.jsonio import write_json
+from autounet.progress import progress_bar
 from autounet.typing import PathType
 
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ def predict_cases(
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="autounet-io") if workers > 0 else None
     prepared_queue: deque[tuple[InputCase, Future]] = deque()
     exports: deque[tuple[InputCase, float, Future]] = deque()
-    bar = tqdm(total=len(todo), desc="predict", unit="case", disable=not progress)
+    bar = progress_bar(len(todo), "predict", enabled=progress, leave=True)
     next_index = 0
 
     def refill() -> None:
@@ -198,7 +198,7 @@ def _predict_in_parallel(todo: Sequence[InputCase], workers: int, run, report: P
     which is faster for small images and much faster when other programs share the cores."""
     previous = torch.get_num_threads()
     torch.set_num_threads(max(1, default_workers() // workers))
-    bar = tqdm(total=len(todo), desc="predict", unit="case", disable=not progress)
+    bar = progress_bar(len(todo), "predict", enabled=progress, leave=True)
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="autounet-case") as pool:
             started = time.perf_counter()

@@ -37,6 +37,8 @@ ENSEMBLES_FOLDER = "ensembles"
 VALIDATION_FOLDER = "validation"
 #: Folds whose validation predictions make up the cross-validation ("all" has no held-out cases).
 CROSSVAL_FOLDS = (0, 1, 2, 3, 4)
+#: The fold trained on every case (nnU-Net's "all"): nothing held out, so no validation score.
+FOLD_ALL = "all"
 
 
 class FindBestError(AutounetError, ValueError):
@@ -68,19 +70,29 @@ class FindBestResult:
     inference_file: Path | None = None
     command: str = ""
     postprocessing: Any = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def best(self) -> Candidate:
         return self.candidates[0]
 
+    def describe_best(self) -> str:
+        """The winner and its score, e.g. ``3d_fullres (cross-validation mean Dice 0.8812)``."""
+        best = self.best
+        if math.isnan(best.mean_dice) and best.folder.name == f"fold_{FOLD_ALL}":
+            return f"{best.name} fold all (trained on every case: no cross-validation score)"
+        return f"{best.name} (cross-validation mean Dice {_fmt(best.mean_dice)})"
+
     def table(self) -> str:
         labels = sorted({k for c in self.candidates for k in c.dice_per_label}, key=lambda k: (len(k), k))
-        header = ["configuration", "mean Dice", *[f"Dice {k}" for k in labels], "cases"]
+        notes = any(c.note for c in self.candidates)
+        header = ["configuration", "mean Dice", *[f"Dice {k}" for k in labels], "cases", *(["note"] if notes else [])]
         rows = [
-            [c.name, _fmt(c.mean_dice), *[_fmt(c.dice_per_label.get(k, math.nan)) for k in labels], str(c.num_cases)]
+            [c.name, _fmt(c.mean_dice), *[_fmt(c.dice_per_label.get(k, math.nan)) for k in labels],
+             str(c.num_cases or "-"), *([c.note] if notes else [])]
             for c in self.candidates
         ]
-        rows += [[name, "-", *["-" for _ in labels], reason] for name, reason in self.skipped.items()]
+        rows += [[name, "-", *["-" for _ in labels], reason, *([""] if notes else [])] for name, reason in self.skipped.items()]
         widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows]]
         lines.insert(1, "  ".join("-" * w for w in widths))
@@ -196,12 +208,16 @@ def find_best(
     Returns
     -------
     FindBestResult
-        ``inference.json`` is written to ``results_dir``.
+        ``inference.json`` is written to ``results_dir``. When only fold "all" (every case, nothing held out) is
+        trained, there is nothing to compare: the result names that model with a note
+        (:func:`autounet.inference.fold_all.choose_fold_all`), and ``inference.json`` leads ``autounet predict`` to it.
 
     Raises
     ------
+    MissingStageError
+        If no configuration has validation predictions or a trained fold "all".
     FindBestError
-        If no configuration has validation predictions or no reference folder is known.
+        If no reference folder is known.
     """
     results_dir = Path(results_dir)
     plans = read_model_plans(results_dir)
@@ -216,6 +232,11 @@ def find_best(
         elif configurations:
             skipped[name] = "no fold has validation predictions"
     if not merged:
+        from autounet.inference.fold_all import choose_fold_all, fold_all_trained  # it builds on this module
+
+        trained_all = [name for name in names if fold_all_trained(results_dir, name)]
+        if trained_all:
+            return choose_fold_all(results_dir, list(plans.configurations), trained_all, skipped)
         raise MissingStageError(
             f"{results_dir}: no configuration has validation predictions (<configuration>/fold_<k>/validation/); "
             "train folds to the end (the final validation writes them) before running find-best"
@@ -247,30 +268,57 @@ def find_best(
         decision.save(results_dir / POSTPROCESSING_FILE)
         decision_path = POSTPROCESSING_FILE
         outcome.postprocessing = decision
+    from autounet.inference.fold_all import fold_all_alternative
+
     folds = sorted(set.intersection(*(set(merged[n][1]) for n in best.configurations)))
     outcome.command = predict_command(results_dir, best.configurations, folds)
+    outcome.notes += fold_all_alternative(results_dir, best.configurations)
+    write_inference_json(results_dir, outcome, folds, decision_path, reference_dir)
+    return outcome
+
+
+def write_inference_json(
+    results_dir: Path, outcome: FindBestResult, folds: Sequence[Any], postprocessing: str | None, reference_dir: Path | None
+) -> Path:
+    """Record the winner of ``outcome`` in ``results_dir/inference.json``, the defaults of ``autounet predict``.
+
+    Parameters
+    ----------
+    results_dir : Path
+        ``RESULTS/<dataset>``.
+    outcome : FindBestResult
+        Candidates (best first), skipped ones, notes and the predict command.
+    folds : sequence of int or "all"
+        Folds predict averages.
+    postprocessing : str or None
+        The post-processing file, relative to ``results_dir``.
+    reference_dir : Path or None
+        The labels the candidates were scored against (None without a cross-validation).
+    """
+    best = outcome.best
     data = {
         "inference_version": INFERENCE_VERSION,
         "configurations": list(best.configurations),
-        "folds": folds,
+        "folds": list(folds),
         "checkpoint": "final",
-        "postprocessing": decision_path,
+        "postprocessing": postprocessing,
         "cross_validation_dice": best.mean_dice,
-        "reference_dir": str(reference_dir),
+        "reference_dir": str(reference_dir) if reference_dir is not None else None,
         "command": outcome.command,
         "candidates": [
             {"configurations": list(c.configurations), "mean_dice": c.mean_dice, "dice_per_label": c.dice_per_label,
              "num_cases": c.num_cases, "folder": str(c.folder.relative_to(results_dir)), "note": c.note}
-            for c in candidates
+            for c in outcome.candidates
         ],
-        "skipped": dict(skipped),
+        "skipped": dict(outcome.skipped),
+        "notes": list(outcome.notes),
     }
     write_json(results_dir / INFERENCE_FILE, _finite_or_none(data))
     outcome.inference_file = results_dir / INFERENCE_FILE
-    return outcome
+    return outcome.inference_file
 
 
-def predict_command(results_dir: Path, configurations: Sequence[str], folds: Sequence[int]) -> str:
+def predict_command(results_dir: Path, configurations: Sequence[str], folds: Sequence[Any]) -> str:
     """The ``autounet predict`` command line for a winner."""
     parts = ["autounet", "predict", "-i", "INPUT_FOLDER", "-o", "OUTPUT_FOLDER", "-m", str(results_dir), "-c", *configurations]
     if list(folds) != list(CROSSVAL_FOLDS):

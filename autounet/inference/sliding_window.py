@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 from torch import nn
-from tqdm import tqdm
 
 from autounet.networks.cpu_speed import cpu_has_native_bfloat16
 from autounet.planners.context_slices import stack_context_slices
+from autounet.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -289,7 +289,7 @@ def predict_logits(
     with _inference_state(network), torch.no_grad():
         blender = _Blender(tuple(padded.shape[1:]), accumulate_dtype, device)
         group = max(1, batch_size // len(flips))
-        bar = tqdm(total=len(tiles), desc="tiles", unit="tile", disable=not progress, leave=False)
+        bar = progress_bar(len(tiles), "tiles", unit="tile", enabled=progress, detail=True)
         try:
             for first in range(0, len(tiles), group):
                 chunk = tiles[first : first + group]

@@ -118,9 +118,11 @@ def run_pipeline(dataset_dir: PathType, results_root: PathType = "results", opti
     Raises
     ------
     DatasetError
-        If ``check`` finds errors (the message lists them all).
+        If ``check`` finds errors (the message lists them all), or ``results_root/<dataset name>`` was made for
+        another dataset (:mod:`autounet.dataset.identity`; nothing in it is changed).
     """
     from autounet.dataset import check_dataset, load_dataset
+    from autounet.dataset.identity import check_results_folder
     from autounet.fingerprint import compute_fingerprint
     from autounet.planners import PlanOverrides, plan_experiment
     from autounet.planners.plans import load_plans
@@ -131,6 +133,7 @@ def run_pipeline(dataset_dir: PathType, results_root: PathType = "results", opti
     dataset_dir = Path(dataset_dir)
     dataset = load_dataset(dataset_dir)
     results_dir = Path(results_root) / _safe_name(dataset.name)
+    check_results_folder(results_dir, dataset)  # before anything is written: never mix two datasets' results
     results_dir.mkdir(parents=True, exist_ok=True)
     log = StageLog(results_dir).load()
     summary = RunSummary(results_dir=results_dir, configurations=[])
@@ -192,6 +195,7 @@ def run_pipeline(dataset_dir: PathType, results_root: PathType = "results", opti
 
         with log.stage("find_best"):
             summary.best = find_best(results_dir, configurations=configurations, workers=options.workers, progress=options.progress)
+        summary.notes += summary.best.notes  # e.g. fold "all" only: nothing to cross-validate, predict uses fold all
     if options.report:
         summary.report = _write_report(results_dir, log)
     summary.stages = dict(log.data["stages"])

@@ -13,9 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tqdm import tqdm  # type: ignore[import-untyped]
-
 from autounet.jsonio import write_json
+from autounet.progress import epoch_line, progress_bar, write_line
 from autounet.trainers.checkpoint import CHECKPOINT_BEST, CHECKPOINT_FINAL, CHECKPOINT_LATEST, save_checkpoint
 
 if TYPE_CHECKING:
@@ -163,31 +162,32 @@ class EarlyStopping(Callback):
 
 
 class ProgressBar(Callback):
-    """A tqdm bar per epoch with the running loss."""
+    """A bar per epoch with the running loss on a terminal; one line per epoch with its numbers in a log file
+    (the rule lives in :mod:`autounet.progress`), starting with ``label`` (``"3d_fullres fold 0"``)."""
 
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self, enabled: bool = True, label: str = "") -> None:
         self.enabled = enabled
+        self.label = label
         self._bar: Any = None
 
     def on_epoch_start(self, trainer: Trainer) -> None:
         if self.enabled:
-            self._bar = tqdm(
-                total=trainer.iterations_this_epoch(),
-                desc=f"epoch {trainer.state.epoch}",
-                unit="it",
-                leave=False,
-                dynamic_ncols=True,
+            self._bar = progress_bar(
+                trainer.iterations_this_epoch(), f"epoch {trainer.state.epoch}", unit="it", detail=True
             )
 
     def on_iteration_end(self, trainer: Trainer, loss: float) -> None:
         if self._bar is not None:
             self._bar.update(1)
-            self._bar.set_postfix(loss=f"{loss:.4f}", lr=f"{trainer.current_lr():.5f}", refresh=False)
+            self._bar.set_postfix(loss=f"{loss:.4f}", lr=f"{trainer.current_lr():.5f}")
 
     def on_epoch_end(self, trainer: Trainer, record: Mapping[str, Any]) -> None:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+        per_epoch = max(trainer.config.iterations_per_epoch, 1)
+        total_epochs = max(-(-trainer.state.total_iterations // per_epoch), int(record["epoch"]) + 1)
+        write_line(epoch_line(record, total_epochs, self.label), enabled=self.enabled)
 
 
 class ProgressPlot(Callback):

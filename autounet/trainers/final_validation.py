@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm  # type: ignore[import-untyped]
 
 from autounet.jsonio import read_json, write_json
+from autounet.progress import track
 from autounet.trainers.distributed import DistributedContext
 
 logger = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ class FinalValidation:
         ending = getattr(getattr(dataset, "description", None), "file_ending", None) or DEFAULT_FILE_ENDING
         pairs = []
         started = time.monotonic()
-        for case_id in tqdm(self.case_ids, desc="final validation", unit="case", disable=not progress, leave=False):
+        for case_id in track(self.case_ids, len(self.case_ids), "final validation", enabled=progress):
             logits, properties = self._predict(network, case_id, dtype)
             segmentation = export_prediction(
                 logits,

@@ -70,12 +70,14 @@ def prepare_results(
         ``results_dir``.
     """
     from autounet.dataset import load_dataset
+    from autounet.dataset.identity import check_results_folder
     from autounet.planners.plans import load_plans
     from autounet.preprocessing import preprocess_dataset
 
     started = time.monotonic() if started is None else started
     dataset_dir, results_dir = Path(dataset_dir), Path(results_dir)
     dataset = load_dataset(dataset_dir)
+    check_results_folder(results_dir, dataset)  # never mix two datasets' plans and models
     results_dir.mkdir(parents=True, exist_ok=True)
     if (dataset_dir / "dataset.json").is_file() and not (results_dir / "dataset.json").is_file():
         shutil.copy2(dataset_dir / "dataset.json", results_dir / "dataset.json")

@@ -278,7 +278,7 @@ def _builtin_callbacks(fold_dir, metadata, header, config, context, device, fina
         Checkpointing(fold_dir, metadata, config.checkpoint_every_seconds, write=context.is_writer),
         TrainingLog(fold_dir, header, context.is_writer),
         ProgressPlot(fold_dir, write=context.is_writer),
-        ProgressBar(config.progress and context.is_writer),
+        ProgressBar(config.progress and context.is_writer, label=f"{metadata['configuration']} fold {metadata['fold']}"),
     ]
     if config.early_stopping_patience is not None:
         callbacks.append(EarlyStopping(config.early_stopping_patience))

@@ -124,3 +124,19 @@ def test_real_hippocampus_loads(hippocampus_dir):
     assert dataset.description.labels == {"background": 0, "Anterior": 1, "Posterior": 2}
     case = dataset.training[0]
     assert dataset.read_images(case).spatial_shape == dataset.read_label(case).spatial_shape
+
+
+@pytest.mark.parametrize(
+    ("folder", "expected"),
+    [("Dataset900_BraTSsample", "BraTSsample"), ("Dataset004_Hippocampus", "Hippocampus"),
+     ("Task04_Hippocampus", "Hippocampus"), ("MyScans", "MyScans"), ("Dataset900", "Dataset900")],
+)
+def test_a_dataset_without_name_is_named_after_its_folder_as_nnunet_does(tmp_path, folder, expected):
+    assert load_dataset(_write_nnunet_v2(tmp_path / folder)).name == expected
+
+
+def test_the_name_in_dataset_json_wins_over_the_folder(tmp_path):
+    root = _write_nnunet_v2(tmp_path / "Dataset900_BraTSsample")
+    raw = json.loads((root / "dataset.json").read_text())
+    (root / "dataset.json").write_text(json.dumps({**raw, "name": "BrainTumour"}))
+    assert load_dataset(root).name == "BrainTumour"

@@ -13,9 +13,10 @@ from autounet.evaluation import evaluate_folders
 from autounet.inference import Predictor
 from autounet.inference.find_best import FindBestError, find_best, find_postprocessing_file
 from autounet.inference.export import write_probabilities
+from autounet.inference.model_folder import read_model_plans
 from autounet.io import Geometry, write_image
 
-from .conftest import make_results, tiny_configuration, tiny_plans
+from .conftest import make_results, tiny_configuration, tiny_plans, write_checkpoint
 
 GEOMETRY = Geometry(spacing=(2.0, 1.0, 1.0))
 CASES = ["c0", "c1", "c2", "c3"]
@@ -112,3 +113,38 @@ def test_nothing_to_compare_is_explained(tmp_path):
     write_image(folder / "3d_fullres" / "fold_0" / "validation" / "c0.nii.gz", _reference(0), GEOMETRY)
     with pytest.raises(FindBestError, match="--reference"):
         find_best(folder, progress=False)
+
+
+def test_only_fold_all_is_chosen_with_a_note_instead_of_an_error(tmp_path):
+    """Fold "all" trains on every case: nothing to cross-validate, but predict must find the model."""
+    plans = tiny_plans({"2d": tiny_configuration("2d", ndim=2), "3d_fullres": tiny_configuration("3d_fullres")})
+    folder = make_results(tmp_path / "results", plans, {"2d": ("all",), "3d_fullres": ("all",)})
+    outcome = find_best(folder, progress=False)
+    assert outcome.best.configurations == ("3d_fullres",)  # no score to rank by: nnU-Net's default configuration
+    assert any("no cross-validation" in note and "fold all" in note for note in outcome.notes)
+    assert any("-c 2d" in note for note in outcome.notes)  # the other trained configuration stays one option away
+    assert outcome.command.endswith("-c 3d_fullres -f all")
+    data = json.loads((folder / "inference.json").read_text())
+    assert data["configurations"] == ["3d_fullres"] and data["folds"] == ["all"]
+    assert data["cross_validation_dice"] is None and data["postprocessing"] is None and data["notes"]
+    predictor = Predictor.from_model_folder(folder, device="cpu")  # inference.json leads predict to fold all
+    assert predictor.configurations == ("3d_fullres",) and [f.fold for f in predictor.models["3d_fullres"]] == ["all"]
+    assert "n/a" in outcome.table() and "3d_fullres fold all" in outcome.describe_best()
+
+
+def test_find_best_cli_on_fold_all_prints_the_note(tmp_path, capsys):
+    plans = tiny_plans({"3d_fullres": tiny_configuration("3d_fullres")})
+    folder = make_results(tmp_path / "results", plans, {"3d_fullres": ("all",)})
+    assert main(["find-best", str(folder), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "note: " in out and "no cross-validation" in out and "-f all" in out
+
+
+def test_with_folds_and_fold_all_the_cross_validated_folds_are_chosen_and_fold_all_is_offered(results):
+    write_checkpoint(results, read_model_plans(results), "3d_fullres", "all")
+    outcome = find_best(results, progress=False, workers=1)
+    assert outcome.best.name == "3d_fullres"
+    data = json.loads((results / "inference.json").read_text())
+    assert data["folds"] == [0, 1]  # the folds whose validation the score measures
+    offered = [note for note in outcome.notes if "fold all" in note]
+    assert offered and "-c 3d_fullres -f all" in offered[0]
