@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,3 +57,28 @@ def demo_aniso(tmp_path_factory) -> Path:
 def demo_2d(tmp_path_factory) -> Path:
     """Six 2D PNG cases with three labels."""
     return make_demo_dataset(tmp_path_factory.mktemp("demo_2d"), DemoSpec(kind="2d", num_cases=6, num_labels=3, seed=3))
+
+
+_CLI = "import sys; from autounet.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def _run_cli(*arguments) -> subprocess.CompletedProcess:
+    """The real ``autounet`` command in a new process; stdout and stderr go to pipes (not a terminal), as in a log."""
+    return subprocess.run([sys.executable, "-c", _CLI, *map(str, arguments)], capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="session")
+def run_cli():
+    """``run_cli("check", folder, ...) -> CompletedProcess`` runs ``autounet`` in a subprocess."""
+    return _run_cli
+
+
+@pytest.fixture(scope="session")
+def fold_all_run(tmp_path_factory):
+    """``autounet run -c 3d_fullres -f all`` (2 epochs of 2 iterations) on five tiny cases, output to pipes:
+    (dataset folder, results folder, CompletedProcess). Shared by the fold "all" and the progress-output tests."""
+    root = tmp_path_factory.mktemp("fold_all")
+    data = make_demo_dataset(root / "Demo", DemoSpec(num_cases=5, shape=(16, 20, 18), seed=11), name="Demo")
+    completed = _run_cli("run", data, "-o", root / "results", "-c", "3d_fullres", "-f", "all",
+                         "--epochs", "2", "--iterations-per-epoch", "2", "--workers", "1")
+    return data, root / "results" / "Demo", completed

@@ -11,6 +11,7 @@ import struct
 import subprocess
 import sys
 import termios
+from types import SimpleNamespace
 
 import pytest
 
@@ -18,6 +19,7 @@ from autounet import progress
 from autounet.dataset.demo import DemoSpec, make_demo_dataset
 from autounet.parallel import map_with_progress
 from autounet.progress import epoch_line, progress_bar
+from autounet.trainers.callbacks import ProgressBar
 
 _CLI = "import sys; from autounet.cli import main; sys.exit(main(sys.argv[1:]))"
 
@@ -98,23 +100,46 @@ def tiny_demo(tmp_path_factory):
     return make_demo_dataset(tmp_path_factory.mktemp("progress") / "Demo", DemoSpec(num_cases=5, shape=(16, 20, 18), seed=3), name="Demo")
 
 
-def test_cli_run_with_stderr_to_a_file_writes_plain_lines(tiny_demo, tmp_path):
-    log = tmp_path / "run.log"
-    command = [sys.executable, "-c", _CLI, "run", str(tiny_demo), "-o", str(tmp_path / "results"), "-c", "3d_fullres",
-               "-f", "0", "--epochs", "2", "--iterations-per-epoch", "2", "--no-report", "--workers", "1"]
-    with open(log, "w") as stderr:
-        assert subprocess.run(command, stdout=subprocess.DEVNULL, stderr=stderr, timeout=600).returncode == 0
-    text = log.read_text()
-    assert "\r" not in text
-    for pattern in (r"^check: 7/7 cases, ", r"^fingerprint: 5/5 cases, ", r"^preprocess: 5/5 cases, ",
-                    r"^3d_fullres fold 0, epoch 1/2: train loss \d\.\d{4}, .* s$",
-                    r"^3d_fullres fold 0, epoch 2/2: train loss .*, pseudo Dice [\d.]+ / [\d.]+ ",
-                    r"^final validation: 1/1 case, ", r"^evaluate: 1/1 case, "):
-        assert re.search(pattern, text, re.MULTILINE), (pattern, text)
-    assert not re.search(r"^(tiles|epoch \d+:\s+\d+%)", text, re.MULTILINE)  # no per-tile or per-iteration output
+def _fake_trainer():
+    return SimpleNamespace(config=SimpleNamespace(iterations_per_epoch=2), state=SimpleNamespace(total_iterations=6, epoch=0),
+                           iterations_this_epoch=lambda: 2, current_lr=lambda: 0.01)
 
-    quiet = subprocess.run([*command, "--no-progress"], capture_output=True, text=True, timeout=600)
-    assert quiet.returncode == 0 and not re.search(r"^(check|fingerprint|evaluate):", quiet.stderr, re.MULTILINE)
+
+@pytest.mark.parametrize(("terminal", "enabled"), [(False, True), (True, True), (False, False)])
+def test_the_trainer_writes_one_line_per_epoch_in_a_log(monkeypatch, terminal, enabled):
+    stream = FakeStream(terminal=terminal)
+    monkeypatch.setattr(sys, "stderr", stream)
+    callback, trainer = ProgressBar(enabled, label="3d_fullres fold 1"), _fake_trainer()
+    record = {"epoch": 0, "train_loss": 0.9, "lr": 0.01, "epoch_seconds": 2.0, "val_loss": 0.8,
+              "dice_per_label": {"organ": 0.5, "lesion": 0.25}, "ema_dice": 0.375}
+    callback.on_epoch_start(trainer)
+    for _ in range(2):
+        callback.on_iteration_end(trainer, 0.9)
+    callback.on_epoch_end(trainer, record)
+    text = stream.getvalue()
+    if not enabled:
+        assert text == ""
+    elif terminal:
+        assert "\r" in text and "epoch 0" in text and "pseudo Dice" not in text  # the bar, as before
+    else:
+        assert text == ("3d_fullres fold 1, epoch 1/3: train loss 0.9000, val loss 0.8000, pseudo Dice 0.5000 / 0.2500 "
+                        "(EMA 0.3750), lr 0.01000, 2.0 s\n")
+
+
+def test_cli_run_with_stderr_to_a_pipe_writes_plain_lines(fold_all_run):
+    text = fold_all_run[2].stderr
+    assert "\r" not in text
+    for pattern in (r"^check: 7/7 cases, \d+\.\d s$", r"^fingerprint: 5/5 cases, ", r"^preprocess: 5/5 cases, ",
+                    r"^3d_fullres fold all, epoch 1/2: train loss \d\.\d{4}, lr [\d.]+, \d+\.\d s$",
+                    r"^3d_fullres fold all, epoch 2/2: train loss "):
+        assert re.search(pattern, text, re.MULTILINE), (pattern, text)
+    assert not re.search(r"^(tiles|epoch \d+:)", text, re.MULTILINE)  # no per-tile or per-iteration output
+
+
+def test_no_progress_writes_neither_bars_nor_lines(tiny_demo, run_cli):
+    completed = run_cli("check", tiny_demo, "--workers", "1", "--no-progress")
+    assert completed.returncode == 0 and completed.stderr == ""
+    assert run_cli("check", tiny_demo, "--workers", "1").stderr.startswith("check: 7/7 cases, ")
 
 
 def test_cli_on_a_terminal_still_animates_a_bar(tiny_demo):

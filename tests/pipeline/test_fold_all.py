@@ -1,35 +1,15 @@
 """``autounet run -f all``: one model on every case. Nothing to cross-validate, yet the run ends with a usable model,
-an inference.json that leads ``autounet predict`` to fold all, the report and the predict command."""
+an inference.json that leads ``autounet predict`` to fold all, the report and the predict command.
+
+The run itself is the session fixture ``fold_all_run`` (tests/conftest.py), shared with tests/test_progress.py."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
-import pytest
 
-from autounet.dataset.demo import DemoSpec, make_demo_dataset
 from autounet.io import read_image
-
-_CLI = "import sys; from autounet.cli import main; sys.exit(main(sys.argv[1:]))"
-
-
-def run_cli(*arguments, cwd=None) -> subprocess.CompletedProcess:
-    """The real ``autounet`` command in a new process, stdout and stderr captured through pipes (not a terminal)."""
-    return subprocess.run([sys.executable, "-c", _CLI, *map(str, arguments)], capture_output=True, text=True,
-                          timeout=600, cwd=cwd)
-
-
-@pytest.fixture(scope="module")
-def fold_all_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("fold_all")
-    data = make_demo_dataset(root / "Demo", DemoSpec(num_cases=5, shape=(16, 20, 18), seed=11), name="Demo")
-    completed = run_cli("run", data, "-o", root / "results", "-c", "3d_fullres", "-f", "all",
-                        "--epochs", "2", "--iterations-per-epoch", "2", "--workers", "1")
-    return data, root / "results" / "Demo", completed
-
 
 def test_run_fold_all_finishes_with_a_note_a_report_and_the_predict_command(fold_all_run):
     _, results, completed = fold_all_run
@@ -46,7 +26,7 @@ def test_run_fold_all_finishes_with_a_note_a_report_and_the_predict_command(fold
     assert "-f all" in report.read_text()  # the report shows the predict command too
 
 
-def test_predict_uses_the_fold_all_model_without_being_told(fold_all_run, tmp_path):
+def test_predict_uses_the_fold_all_model_without_being_told(fold_all_run, run_cli, tmp_path):
     data, results, _ = fold_all_run
     completed = run_cli("predict", "-i", data / "imagesTs", "-o", tmp_path / "out", "-m", results, "--workers", "0")
     assert completed.returncode == 0, completed.stderr
@@ -58,4 +38,4 @@ def test_predict_uses_the_fold_all_model_without_being_told(fold_all_run, tmp_pa
         segmentation, image = read_image(output), read_image(source)
         assert segmentation.spatial_shape == image.spatial_shape
         assert set(np.unique(segmentation.data)) <= {0, 1, 2}
-    assert "\r" not in completed.stderr  # output to a pipe: plain progress lines, no bar frames
+    assert "\r" not in completed.stderr and "predict: 2/2 cases, " in completed.stderr  # a pipe: a line, no frames
