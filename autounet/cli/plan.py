@@ -95,6 +95,7 @@ def _load_fingerprint(args: argparse.Namespace) -> tuple[Fingerprint, bool | Non
     """The fingerprint, nnU-Net's ``use_mask_for_norm`` from dataset.json (if any) and the output path."""
     from autounet.errors import PlansError
     from autounet.jsonio import read_json
+    from autounet.layout import DATASET_FILE, PLANS_FILE, ResultsLayout
 
     if (args.dataset is None) == (args.fingerprint is None):
         raise PlansError(
@@ -105,15 +106,15 @@ def _load_fingerprint(args: argparse.Namespace) -> tuple[Fingerprint, bool | Non
 
         fingerprint = load_fingerprint(args.fingerprint, args.dataset_json)
         raw = read_json(args.dataset_json) if args.dataset_json else {}
-        return fingerprint, raw.get("use_mask_for_norm"), args.output or Path("plans.json")
+        return fingerprint, raw.get("use_mask_for_norm"), args.output or Path(PLANS_FILE)
     from autounet.dataset import load_dataset
     from autounet.fingerprint import compute_fingerprint
 
     dataset = load_dataset(args.dataset)
-    output = args.output or Path(args.dataset.resolve().name) / "plans.json"
+    output = args.output or ResultsLayout(args.dataset.resolve().name).plans
     fingerprint = compute_fingerprint(
-        dataset, output=output.parent / "fingerprint.json", workers=args.workers, progress=args.progress
+        dataset, output=ResultsLayout(output.parent).fingerprint, workers=args.workers, progress=args.progress
     )
-    dataset_json = args.dataset / "dataset.json"
+    dataset_json = args.dataset / DATASET_FILE
     raw = read_json(dataset_json) if dataset_json.is_file() else {}
     return fingerprint, raw.get("use_mask_for_norm"), output

@@ -11,12 +11,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Union
 
 import torch
 from torch import nn
 
 from autounet.errors import MissingStageError, PlansError
+from autounet.layout import CHECKPOINT_NAMES, PLANS_FILE, CheckpointName, ResultsLayout, checkpoint_file
 from autounet.networks import build_network
 from autounet.networks.cpu_speed import prepare_for_cpu_speed
 from autounet.planners.plans import ConfigurationPlan, Plans, load_plans, network_input_channels
@@ -26,13 +27,10 @@ from autounet.typing import PathType
 
 logger = logging.getLogger(__name__)
 
-PLANS_FILE = "plans.json"
-CHECKPOINT_NAMES = ("final", "best", "latest")
 #: Fold names the trainer writes (``fold_0`` .. ``fold_4`` and ``fold_all``).
 FOLD_NAMES: tuple[Union[int, str], ...] = (0, 1, 2, 3, 4, "all")
 
 Fold = Union[int, str]
-CheckpointName = Literal["final", "best", "latest"]
 
 
 @dataclass(frozen=True)
@@ -54,7 +52,7 @@ def read_model_plans(model_dir: PathType) -> Plans:
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise FileNotFoundError(f"{model_dir}: model folder not found; pass RESULTS/<dataset> (the folder with plans.json)")
-    plans_path = model_dir / PLANS_FILE
+    plans_path = ResultsLayout(model_dir).plans
     if not plans_path.is_file():
         hint = ""
         children = [p.name for p in model_dir.iterdir() if (p / PLANS_FILE).is_file()]
@@ -66,8 +64,8 @@ def read_model_plans(model_dir: PathType) -> Plans:
 
 def trained_folds(model_dir: PathType, configuration: str, checkpoint: CheckpointName = "final") -> list[Fold]:
     """Folds of ``configuration`` that have ``checkpoint_<checkpoint>.pt``, in the order 0..4, all."""
-    folder = Path(model_dir) / configuration
-    return [fold for fold in FOLD_NAMES if (folder / f"fold_{fold}" / f"checkpoint_{checkpoint}.pt").is_file()]
+    layout = ResultsLayout(model_dir)
+    return [fold for fold in FOLD_NAMES if layout.checkpoint(configuration, fold, checkpoint).is_file()]
 
 
 def trained_configurations(model_dir: PathType, plans: Plans, checkpoint: CheckpointName = "final") -> list[str]:
@@ -96,12 +94,12 @@ def load_trained_fold(
     if checkpoint not in CHECKPOINT_NAMES:
         raise ValueError(f"checkpoint must be one of {', '.join(CHECKPOINT_NAMES)}, got {checkpoint!r}")
     plan = plans.configuration(configuration)
-    path = Path(model_dir) / configuration / f"fold_{fold}" / f"checkpoint_{checkpoint}.pt"
+    path = ResultsLayout(model_dir).checkpoint(configuration, fold, checkpoint)
     if not path.is_file():
         available = trained_folds(model_dir, configuration, checkpoint)
         listed = ", ".join(str(f) for f in available) or "none"
         raise FileNotFoundError(
-            f"{path}: no such checkpoint; trained folds of {configuration} with checkpoint_{checkpoint}.pt: {listed}. "
+            f"{path}: no such checkpoint; trained folds of {configuration} with {checkpoint_file(checkpoint)}: {listed}. "
             "Pass the folds that exist (-f) or train the missing ones"
         )
     state = load_checkpoint(path, map_location="cpu")
@@ -150,13 +148,13 @@ def load_trained_folds(
     """:func:`load_trained_fold` for several folds; ``folds=None`` takes every trained fold."""
     if configuration not in plans.configurations:
         available = ", ".join(plans.configurations) or "(none)"
-        raise PlansError(f"no configuration {configuration!r} in {Path(model_dir) / PLANS_FILE}; planned: {available}")
+        raise PlansError(f"no configuration {configuration!r} in {ResultsLayout(model_dir).plans}; planned: {available}")
     if folds is None:
         folds = trained_folds(model_dir, configuration, checkpoint)
         if not folds:
             trained = ", ".join(trained_configurations(model_dir, plans, checkpoint)) or "none"
             raise MissingStageError(
-                f"{Path(model_dir) / configuration}: no trained fold with checkpoint_{checkpoint}.pt; "
+                f"{ResultsLayout(model_dir).configuration(configuration)}: no trained fold with {checkpoint_file(checkpoint)}; "
                 f"configurations with trained folds: {trained}. Train it first (autounet train)"
             )
     return [load_trained_fold(model_dir, plans, configuration, _parse_fold(f), checkpoint, device) for f in folds]

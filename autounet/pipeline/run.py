@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from autounet.errors import DatasetError
+from autounet.layout import DATASET_FILE, FOLD_SUMMARY_FILE, ResultsLayout
 from autounet.pipeline.timing import StageLog
 from autounet.trainers.config import TrainingConfig
 from autounet.typing import PathType
@@ -141,13 +142,14 @@ def run_pipeline(dataset_dir: PathType, results_root: PathType = "results", opti
             entry["errors"], entry["warnings"] = len(report.errors), len(report.warnings)
         if report.errors:
             raise DatasetError(f"{dataset_dir} has problems; fix them and re-run:\n{report.format()}")
-    shutil.copy2(dataset_dir / "dataset.json", results_dir / "dataset.json")
+    layout = ResultsLayout(results_dir)
+    shutil.copy2(dataset_dir / DATASET_FILE, layout.dataset_json)
 
     with log.stage("fingerprint"):
         fingerprint = compute_fingerprint(
-            dataset, output=results_dir / "fingerprint.json", workers=options.workers, progress=options.progress
+            dataset, output=layout.fingerprint, workers=options.workers, progress=options.progress
         )
-    plans_path = results_dir / "plans.json"
+    plans_path = layout.plans
     fresh_plans = options.replan or not plans_path.is_file()
     with log.stage("plan"):
         if fresh_plans:
@@ -171,7 +173,7 @@ def run_pipeline(dataset_dir: PathType, results_root: PathType = "results", opti
     # time left for training is known when the networks are chosen; the plans are written once complete.
     with log.stage("preprocess"):
         preprocess_dataset(
-            dataset, plans, configurations, results_dir / "preprocessed", workers=options.workers, progress=options.progress
+            dataset, plans, configurations, layout.preprocessed_root, workers=options.workers, progress=options.progress
         )
     if fresh_plans:
         if options.budget_seconds is not None:
@@ -275,13 +277,9 @@ def _without_unfed_cascades(plans, configurations: list[str], options: RunOption
 
 
 def _fold_done(results_dir: Path, configuration: str, fold: Any) -> bool:
-    from autounet.trainers.checkpoint import CHECKPOINT_FINAL
-    from autounet.trainers.final_validation import FOLD_SUMMARY_FILE
-    from autounet.trainers.train_fold import fold_directory
-
-    fold_dir = fold_directory(results_dir, configuration, fold)
-    return (fold_dir / CHECKPOINT_FINAL).is_file() and (
-        str(fold) == "all" or (fold_dir / "validation" / FOLD_SUMMARY_FILE).is_file()
+    layout = ResultsLayout(results_dir)
+    return layout.checkpoint(configuration, fold).is_file() and (
+        str(fold) == "all" or (layout.validation(configuration, fold) / FOLD_SUMMARY_FILE).is_file()
     )
 
 

@@ -16,16 +16,21 @@ from typing import TYPE_CHECKING, Any
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from autounet.jsonio import write_json
-from autounet.trainers.checkpoint import CHECKPOINT_BEST, CHECKPOINT_FINAL, CHECKPOINT_LATEST, save_checkpoint
+from autounet.layout import (
+    CHECKPOINT_BEST,
+    CHECKPOINT_FINAL,
+    CHECKPOINT_LATEST,
+    PROGRESS_PLOT_FILE,
+    TRAINING_LOG_FILE,
+    TRAINING_TEXT_LOG_FILE,
+)
+from autounet.trainers.checkpoint import save_checkpoint
 
 if TYPE_CHECKING:
     from autounet.trainers.trainer import Trainer
 
 logger = logging.getLogger(__name__)
 
-TRAINING_LOG_JSON = "training_log.json"
-TRAINING_LOG_TEXT = "training.log"
-PROGRESS_PLOT = "progress.png"
 
 
 class Callback:
@@ -103,7 +108,7 @@ class TrainingLog(Callback):
 
     def _append_text(self, line: str) -> None:
         if self.write:
-            with open(self.folder / TRAINING_LOG_TEXT, "a", encoding="utf-8") as f:
+            with open(self.folder / TRAINING_TEXT_LOG_FILE, "a", encoding="utf-8") as f:
                 f.write(line + "\n")
 
     def on_train_start(self, trainer: Trainer) -> None:
@@ -120,7 +125,7 @@ class TrainingLog(Callback):
     def on_epoch_end(self, trainer: Trainer, record: Mapping[str, Any]) -> None:
         if not self.write:
             return
-        write_json(self.folder / TRAINING_LOG_JSON, {**self.header, "epochs": trainer.state.log})
+        write_json(self.folder / TRAINING_LOG_FILE, {**self.header, "epochs": trainer.state.log})
         dice = record.get("dice_per_label") or {}
         dice_text = " ".join(f"{label}={value:.4f}" for label, value in dice.items())
         val_loss = record.get("val_loss")
@@ -202,9 +207,9 @@ class ProgressPlot(Callback):
             from autounet.trainers.progress_plot import plot_progress
 
             try:
-                plot_progress(trainer.state.log, self.folder / PROGRESS_PLOT)
+                plot_progress(trainer.state.log, self.folder / PROGRESS_PLOT_FILE)
             except Exception as err:  # a plot must never stop a training run
-                logger.warning("could not draw %s: %s", PROGRESS_PLOT, err)
+                logger.warning("could not draw %s: %s", PROGRESS_PLOT_FILE, err)
 
 
 class FitToBudget(Callback):

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from autounet.errors import MissingStageError, PlansError
+from autounet.layout import ResultsLayout
 from autounet.losses import LOSSES, DeepSupervisionLoss, create_loss, deep_supervision_scales, deep_supervision_weights
 from autounet.networks import NETWORKS, build_network
 from autounet.planners.plans import ConfigurationPlan, Plans, load_plans, network_input_channels
@@ -19,13 +20,10 @@ from autounet.trainers.config import OUTPUT_BIAS_CHOICES, TrainingConfig
 
 logger = logging.getLogger(__name__)
 
-PLANS_FILE = "plans.json"
-PREPROCESSED_FOLDER = "preprocessed"
-
 
 def read_plans(results_dir: Path) -> Plans:
     """``results_dir/plans.json``, or a message naming the command that makes it."""
-    path = Path(results_dir) / PLANS_FILE
+    path = ResultsLayout(results_dir).plans
     if not path.is_file():
         raise MissingStageError(
             f'no plans in {results_dir}; run "autounet plan DATASET -o {path}" first '
@@ -38,7 +36,7 @@ def open_store(results_dir: Path, configuration: ConfigurationPlan) -> Any:
     """The preprocessed store of ``configuration``, or a message naming the command that makes it."""
     from autounet.preprocessing import open_preprocessed
 
-    folder = Path(results_dir) / PREPROCESSED_FOLDER / (configuration.data_identifier or configuration.name)
+    folder = ResultsLayout(results_dir).preprocessed(configuration.data_identifier or configuration.name)
     if not folder.is_dir():
         raise MissingStageError(
             f"no preprocessed data for {configuration.name} in {folder}; run "

@@ -19,12 +19,11 @@ from torch import nn
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from autounet.jsonio import read_json, write_json
+from autounet.layout import FOLD_SUMMARY_FILE, VALIDATION_FOLDER
 from autounet.trainers.distributed import DistributedContext
 
 logger = logging.getLogger(__name__)
 
-VALIDATION_FOLDER = "validation"
-FOLD_SUMMARY_FILE = "fold_summary.json"
 #: Per-case time beyond the network (reading, export, evaluation) in the budget's estimate, in seconds; measured
 #: on Hippocampus on 2 cores (about 0.15 s) with a margin.
 PER_CASE_OVERHEAD_SECONDS = 0.3

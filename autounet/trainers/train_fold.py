@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from autounet.errors import MissingStageError, OutOfMemoryError
+from autounet.layout import CHECKPOINT_FINAL, CHECKPOINT_LATEST, ResultsLayout
 from autounet.planners.context_slices import expand_channel_indices
 from autounet.planners.plans import PLANS_VERSION, network_input_channels
 from autounet.trainers import components
@@ -25,12 +26,7 @@ from autounet.trainers.callbacks import (
     ThreadTuner,
     TrainingLog,
 )
-from autounet.trainers.checkpoint import (
-    CHECKPOINT_FINAL,
-    CHECKPOINT_LATEST,
-    check_compatible,
-    load_checkpoint,
-)
+from autounet.trainers.checkpoint import check_compatible, load_checkpoint
 from autounet.trainers.cascade import CascadeSource, cascade_case_ids, prepare_previous_stage, previous_stage_folder
 from autounet.trainers.config import TrainingConfig
 from autounet.trainers.data.augmentation import plan_augmentation
@@ -91,7 +87,7 @@ class FoldResult:
 
 def fold_directory(results_dir: PathType, configuration: str, fold: Fold) -> Path:
     """``results_dir/<configuration>/fold_<k>`` (``fold_all`` for fold "all")."""
-    return Path(results_dir) / configuration / f"fold_{parse_fold(fold)}"
+    return ResultsLayout(results_dir).fold(configuration, parse_fold(fold))
 
 
 def train_fold(
