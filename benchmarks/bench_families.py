@@ -57,7 +57,7 @@ from autounet.trainers import Trainer, TrainingConfig, train_fold  # noqa: E402
 from autounet.trainers import components  # noqa: E402
 from autounet.trainers.budget import features_for_base  # noqa: E402
 from autounet.trainers.config import DEFAULT_SEED  # noqa: E402
-from autounet.trainers.devices import resolve_precision  # noqa: E402
+from autounet.devices import resolve_precision  # noqa: E402
 from autounet.trainers.prepare import prepare_results  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "datasets"

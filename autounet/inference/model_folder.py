@@ -22,7 +22,7 @@ from autounet.networks import build_network
 from autounet.networks.cpu_speed import prepare_for_cpu_speed
 from autounet.planners.plans import ConfigurationPlan, Plans, load_plans, network_input_channels
 from autounet.preprocessing.resampling import RESAMPLING_BACKENDS
-from autounet.trainers.checkpoint import CheckpointError, load_checkpoint
+from autounet.trained_fold.checkpoint import CheckpointError, load_checkpoint
 from autounet.typing import PathType
 
 logger = logging.getLogger(__name__)

@@ -17,6 +17,7 @@ from typing import Any, Literal, Union
 import numpy as np
 import torch
 
+from autounet.devices import resolve_device
 from autounet.errors import DatasetError, MissingStageError, PlansError
 from autounet.inference.batch import PredictionReport, predict_cases
 from autounet.inference.ensemble import (
@@ -45,7 +46,6 @@ from autounet.layout import INFERENCE_FILE, ResultsLayout, checkpoint_file
 from autounet.planners.plans import Plans
 from autounet.preprocessing.case import preprocess_case
 from autounet.preprocessing.properties import CaseProperties
-from autounet.trainers.devices import resolve_device
 from autounet.typing import PathType
 
 logger = logging.getLogger(__name__)

@@ -6,10 +6,11 @@
 ``train_fold(results_dir, configuration, fold, config) -> FoldResult`` is the whole job; the pieces are public for
 other uses: :class:`Trainer` (one class, configured by :class:`TrainingConfig` and callbacks), the callbacks
 (:mod:`autounet.trainers.callbacks`), splits (:mod:`autounet.trainers.splits`), checkpoints
-(:mod:`autounet.trainers.checkpoint`), the budget rules (:mod:`autounet.trainers.budget`) and the data pipeline
+(:mod:`autounet.trained_fold.checkpoint`), the budget rules (:mod:`autounet.trainers.budget`) and the data pipeline
 (:mod:`autounet.trainers.data`). See ``docs/training.md``.
 """
 
+from autounet.trained_fold.checkpoint import CheckpointError, check_compatible, load_checkpoint, save_checkpoint
 from autounet.trainers.callbacks import (
     Callback,
     Checkpointing,
@@ -20,7 +21,6 @@ from autounet.trainers.callbacks import (
     ThreadTuner,
     TrainingLog,
 )
-from autounet.trainers.checkpoint import CheckpointError, check_compatible, load_checkpoint, save_checkpoint
 from autounet.trainers.config import TrainingConfig
 from autounet.trainers.splits import fold_cases, load_or_create_splits, make_splits
 from autounet.trainers.train_fold import FoldResult, fold_directory, train_fold

@@ -24,7 +24,7 @@ from autounet.layout import (
     TRAINING_LOG_FILE,
     TRAINING_TEXT_LOG_FILE,
 )
-from autounet.trainers.checkpoint import save_checkpoint
+from autounet.trained_fold.checkpoint import save_checkpoint
 
 if TYPE_CHECKING:
     from autounet.trainers.trainer import Trainer

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from autounet.devices import resolve_device, resolve_precision
 from autounet.planners.context_slices import expand_channel_indices
 from autounet.planners.plans import ConfigurationPlan, Plans, network_input_channels
 from autounet.planners.time_budget import CANDIDATE_BASE_FEATURES, BudgetChoice, plan_for_time_budget
@@ -27,7 +28,6 @@ from autounet.trainers.config import TrainingConfig
 from autounet.trainers.data.augmentation import plan_augmentation
 from autounet.trainers.data.loader import PatchLoader
 from autounet.trainers.data.pipeline import default_num_workers
-from autounet.trainers.devices import resolve_device, resolve_precision
 from autounet.trainers.trainer import Trainer
 
 logger = logging.getLogger(__name__)

@@ -11,10 +11,12 @@ from typing import Any
 
 import torch
 
+from autounet.devices import resolve_device, resolve_precision
 from autounet.errors import MissingStageError, OutOfMemoryError
 from autounet.layout import CHECKPOINT_FINAL, CHECKPOINT_LATEST, ResultsLayout
 from autounet.planners.context_slices import expand_channel_indices
 from autounet.planners.plans import PLANS_VERSION, network_input_channels
+from autounet.trained_fold.checkpoint import check_compatible, load_checkpoint
 from autounet.trainers import components
 from autounet.trainers.callbacks import (
     Callback,
@@ -26,13 +28,11 @@ from autounet.trainers.callbacks import (
     ThreadTuner,
     TrainingLog,
 )
-from autounet.trainers.checkpoint import check_compatible, load_checkpoint
 from autounet.trainers.cascade import CascadeSource, cascade_case_ids, prepare_previous_stage, previous_stage_folder
 from autounet.trainers.config import TrainingConfig
 from autounet.trainers.data.augmentation import plan_augmentation
 from autounet.trainers.data.loader import CaseSource, PatchLoader
 from autounet.trainers.data.pipeline import BatchStream, default_num_workers
-from autounet.trainers.devices import resolve_device, resolve_precision
 from autounet.trainers.final_validation import FinalValidation
 from autounet.trainers.distributed import (
     DistributedContext,
