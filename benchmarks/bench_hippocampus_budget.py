@@ -36,6 +36,7 @@ from autounet.trainers.budget import features_for_base  # noqa: E402
 from autounet.dataset import load_dataset  # noqa: E402
 from autounet.trainers.prepare import prepare_results, training_cases_per_fold  # noqa: E402
 from autounet.trainers.step_timing import measure_step_seconds, plan_for_budget  # noqa: E402
+from autounet.trainers.train_fold import augmentation_scale  # noqa: E402
 
 #: nnU-Net v2 on this machine (benchmarks/peer/time_train_step.py): float32, batch 7, patch 40x56x40.
 NNUNET_STEP_SECONDS = (8.0, 9.0)
@@ -111,7 +112,7 @@ def main() -> None:
                         dataset=args.dataset)
     record.update(
         load_end=_load(),
-        augmentation_scale=chosen_plans.configuration(args.configuration).training.get("augmentation_scale", 1.0),
+        augmentation_scale=augmentation_scale(TrainingConfig(), chosen_plans.configuration(args.configuration)),
         features_per_stage=list(chosen_plans.configuration(args.configuration).features_per_stage),
         training_seconds=round(result.elapsed_seconds, 1),
         iterations=result.iterations,

@@ -79,8 +79,8 @@ def run(args: argparse.Namespace) -> int:
             f"  {name}: spacing {[round(s, 4) for s in conf.spacing]} patch {list(conf.patch_size)} "
             f"batch {conf.batch_size} stages {conf.n_stages}"
             + (f" context slices {conf.context_slices}" if conf.context_slices else "")
-            + (f" features {list(conf.features_per_stage)}, {conf.training['budget_iterations']} iterations"
-               if "budget_iterations" in conf.training else "")
+            + (f" features {list(conf.features_per_stage)}, {conf.training.budget_iterations} iterations"
+               if conf.training.budget_iterations is not None else "")
         )
     if args.explain:
         print(format_explanations(plans))

@@ -180,7 +180,7 @@ def run_pipeline(dataset_dir: PathType, results_root: PathType = "results", opti
             with log.stage("plan_for_budget") as entry:
                 plans = _plan_for_budget(plans, configurations, fingerprint.num_cases, options, started, entry)
         plans.save(plans_path)
-    elif options.budget_seconds is not None and not any("budget_seconds" in plans.configuration(c).training for c in configurations):
+    elif options.budget_seconds is not None and not any(plans.configuration(c).training.planned_for_budget for c in configurations):
         summary.notes.append(
             f"{plans_path} was not planned for a time budget: only the schedules are fitted to it (pass --replan to "
             "choose the networks for the budget too)"

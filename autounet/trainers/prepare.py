@@ -91,7 +91,7 @@ def prepare_results(
     else:
         plans = load_plans(plans_path)
         if budget_seconds is not None and not any(
-            "budget_seconds" in c.training for n, c in plans.configurations.items() if n in configurations
+            c.training.planned_for_budget for n, c in plans.configurations.items() if n in configurations
         ):
             logger.warning(
                 "%s was not planned for a time budget; only the schedule is fitted to it. Plan again with a budget "

@@ -249,7 +249,7 @@ def plan_for_budget(
     finally:
         torch.set_num_threads(threads)
     configuration = new_plans.configuration(configuration_name)
-    training = {**configuration.training, "budget_measurement_seconds": round(time.monotonic() - started, 1)}
+    training = replace(configuration.training, budget_measurement_seconds=round(time.monotonic() - started, 1))
     changed = configuration.replace(training=training)
     return replace(new_plans, configurations={**new_plans.configurations, configuration_name: changed}), choice
 

@@ -17,6 +17,7 @@ from autounet.layout import CHECKPOINT_FINAL, CHECKPOINT_LATEST, ResultsLayout
 from autounet.planners.context_slices import expand_channel_indices
 from autounet.planners.plans import PLANS_VERSION, network_input_channels
 from autounet.trained_fold.checkpoint import check_compatible, load_checkpoint
+from autounet.trained_fold.record import OVERRIDE_OPTIONS, FoldRecord, make_fold_record, write_fold_record
 from autounet.trainers import components
 from autounet.trainers.callbacks import (
     Callback,
@@ -163,6 +164,9 @@ def train_fold(
     metadata["resampling_backend"] = str((getattr(source, "manifest", None) or {}).get("resampling_backend", "auto"))
     checkpoint = _checkpoint_to_resume(fold_dir, resume, metadata, network)
     finished = checkpoint is not None and bool(checkpoint.get("finished"))
+    if context.is_writer and not finished:  # what inference will build the network from (docs/architecture.md)
+        write_fold_record(ResultsLayout(results_dir).fold_record(configuration, fold),
+                          _fold_record(plans, conf, fold, config, metadata, loss_name, dtype))
     network = wrap_network(network, context, device)
 
     workers = config.num_workers if config.num_workers is not None else default_num_workers(device.type, _cpu_cores())
@@ -265,7 +269,8 @@ def augmentation_scale(config: TrainingConfig, configuration: Any) -> float:
     """The run's augmentation scale: the config's, else the plans' (compute-aware plans), else 1."""
     if config.augmentation_scale is not None:
         return float(config.augmentation_scale)
-    return float(configuration.training.get("augmentation_scale", 1.0))
+    planned = configuration.training.augmentation_scale
+    return float(planned) if planned is not None else 1.0
 
 
 def _builtin_callbacks(fold_dir, metadata, header, config, context, device, final_validation) -> list[Callback]:
@@ -327,6 +332,16 @@ def _checkpoint_metadata(plans, conf, configuration, fold, config, loss_name) ->
         "loss": loss_name,
         "training_config": config.to_dict(),
     }
+
+
+def _fold_record(plans, conf, fold, config: TrainingConfig, metadata, loss_name: str, dtype: torch.dtype) -> FoldRecord:
+    """The fold record: the effective configuration, the overrides that made it and the inference settings."""
+    return make_fold_record(
+        plans, conf, fold, {key: getattr(config, key) for key in OVERRIDE_OPTIONS},
+        resampling_backend=metadata["resampling_backend"],
+        training={"loss": loss_name, "precision": str(dtype).replace("torch.", ""),
+                  "deep_supervision": config.deep_supervision},
+    )
 
 
 def _checkpoint_to_resume(fold_dir: Path, resume: bool, metadata: dict[str, Any], network) -> dict[str, Any] | None:

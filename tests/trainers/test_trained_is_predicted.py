@@ -14,9 +14,6 @@ from autounet.inference import Predictor
 from autounet.io import read_image
 from autounet.planners import load_plans
 
-# Shows the bug of issue 19 item 1 (inference rebuilds the network from plans.json); removed with the fix.
-pytestmark = pytest.mark.xfail(strict=True, reason="inference ignores what the fold was trained with")
-
 QUICK = ["--epochs", "1", "--iterations-per-epoch", "2", "--validation-iterations", "1", "--device", "cpu",
          "--workers", "0", "--precision", "float32", "--no-validation", "--no-progress"]
 

@@ -171,9 +171,9 @@ def test_plan_for_budget_records_the_choice(tiny_results):
     new_plans, choice = plan_for_budget(plans, "3d_fullres", 60, device="cpu", precision="float32", base_features=(4, 8))
     configuration = new_plans.configuration("3d_fullres")
     assert configuration.features_per_stage[0] == choice.candidate.base_features
-    assert configuration.training["budget_seconds"] == 60 and configuration.training["budget_candidates"]
+    assert configuration.training.budget_seconds == 60 and configuration.training.budget_candidates
     assert any("compute-aware" in line for line in new_plans.explanations["3d_fullres"])
-    assert plans.configuration("3d_fullres").training == {}  # the input is not changed
+    assert plans.configuration("3d_fullres").training.to_dict() == {}  # the input is not changed
 
 
 def test_another_family_gets_a_patch_and_batch_that_fit_its_memory(tiny_results):
