@@ -53,7 +53,8 @@ sys.path.insert(0, str(REPO))
 from autounet.cli.common import parse_duration  # noqa: E402
 from autounet.networks import count_parameters, list_networks  # noqa: E402
 from autounet.planners import estimate_memory, load_plans  # noqa: E402
-from autounet.trainers import Trainer, TrainingConfig, train_fold  # noqa: E402
+from autounet.pipeline import train_fold  # noqa: E402
+from autounet.trainers import Trainer, TrainingConfig  # noqa: E402
 from autounet.trainers import components  # noqa: E402
 from autounet.trainers.budget import features_for_base  # noqa: E402
 from autounet.trainers.config import DEFAULT_SEED  # noqa: E402

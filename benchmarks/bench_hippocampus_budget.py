@@ -31,7 +31,8 @@ sys.path.insert(0, str(REPO))
 
 from autounet.cli.common import parse_duration  # noqa: E402
 from autounet.planners import load_plans  # noqa: E402
-from autounet.trainers import TrainingConfig, train_fold  # noqa: E402
+from autounet.pipeline import train_fold  # noqa: E402
+from autounet.trainers import TrainingConfig  # noqa: E402
 from autounet.trainers.budget import features_for_base  # noqa: E402
 from autounet.dataset import load_dataset  # noqa: E402
 from autounet.trainers.prepare import prepare_results, training_cases_per_fold  # noqa: E402

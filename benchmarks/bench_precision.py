@@ -34,7 +34,8 @@ sys.path.insert(0, str(REPO))
 
 from autounet.networks.cpu_speed import cpu_has_native_bfloat16  # noqa: E402
 from autounet.planners import load_plans  # noqa: E402
-from autounet.trainers import TrainingConfig, train_fold  # noqa: E402
+from autounet.pipeline import train_fold  # noqa: E402
+from autounet.trainers import TrainingConfig  # noqa: E402
 from autounet.trainers.budget import features_for_base  # noqa: E402
 from autounet.trainers.prepare import prepare_results  # noqa: E402
 

@@ -73,7 +73,8 @@ def _json_object(text: str) -> dict:
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()  # the budget covers everything from here: preparation, training, final validation
     from autounet.errors import AutounetError
-    from autounet.trainers import TrainingConfig, train_fold
+    from autounet.pipeline import train_fold
+    from autounet.trainers import TrainingConfig
     from autounet.trainers.prepare import default_results_folder, is_results_folder, prepare_results
 
     options = {name: getattr(args, name) for name in (

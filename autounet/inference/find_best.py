@@ -24,7 +24,7 @@ from autounet.inference.postprocessing import determine_postprocessing_for_folde
 from autounet.io import read_image
 from autounet.io.formats import file_extension
 from autounet.jsonio import read_json, write_json
-from autounet.layout import INFERENCE_FILE, POSTPROCESSING_FILE, SUMMARY_FILE, ResultsLayout
+from autounet.layout import POSTPROCESSING_FILE, SUMMARY_FILE, ResultsLayout
 from autounet.planners.plans import Plans
 from autounet.typing import PathType
 

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 from autounet.errors import DatasetError
 from autounet.layout import DATASET_FILE, FOLD_SUMMARY_FILE, ResultsLayout
+from autounet.pipeline.fold import train_fold
 from autounet.pipeline.timing import StageLog
 from autounet.trainers.config import TrainingConfig
 from autounet.typing import PathType
@@ -286,8 +287,6 @@ def _fold_done(results_dir: Path, configuration: str, fold: Any) -> bool:
 def _train_all(
     results_dir: Path, dataset_dir: Path, configurations: list[str], options: RunOptions, started: float, notes: list[str]
 ) -> list[Any]:
-    from autounet.trainers import train_fold
-
     jobs = [(c, f) for c in configurations for f in options.folds]
     todo = [job for job in jobs if not _fold_done(results_dir, *job)]
     if len(todo) < len(jobs):

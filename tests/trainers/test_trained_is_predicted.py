@@ -58,7 +58,7 @@ def test_a_fold_trained_with_a_topology_override_predicts_with_what_it_trained(
 
 def test_prediction_of_a_training_case_matches_its_final_validation(tiny_results, tiny_dataset):
     """The final validation (trainers) and the predictor (inference) see the same network, patch and settings."""
-    from autounet.trainers import train_fold
+    from autounet.pipeline import train_fold
 
     from .helpers import quick_config
 

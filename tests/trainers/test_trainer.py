@@ -10,7 +10,8 @@ import torch
 
 from autounet.errors import PlansError
 from autounet.losses import list_losses
-from autounet.trainers import TrainingConfig, poly_lr, train_fold
+from autounet.pipeline import train_fold
+from autounet.trainers import TrainingConfig, poly_lr
 from autounet.trainers.budget import fit_iterations_to_budget
 
 from .helpers import quick_config
