@@ -65,8 +65,7 @@ def run(args: argparse.Namespace) -> int:
     )
     plans = plan_experiment(fingerprint, memory_budget_gb=args.memory_budget_gb, overrides=overrides)
     if args.budget_seconds is not None:
-        from autounet.trainers.prepare import training_cases_per_fold
-        from autounet.trainers.step_timing import plan_configurations_for_budget
+        from autounet.pipeline.budget import plan_configurations_for_budget, training_cases_per_fold
 
         plans = plan_configurations_for_budget(
             plans, args.budget_seconds, device=args.device, precision=args.precision,
@@ -96,6 +95,7 @@ def _load_fingerprint(args: argparse.Namespace) -> tuple[Fingerprint, bool | Non
     from autounet.errors import PlansError
     from autounet.jsonio import read_json
     from autounet.layout import DATASET_FILE, PLANS_FILE, ResultsLayout
+    from autounet.pipeline.prepare import default_results_folder
 
     if (args.dataset is None) == (args.fingerprint is None):
         raise PlansError(
@@ -111,7 +111,7 @@ def _load_fingerprint(args: argparse.Namespace) -> tuple[Fingerprint, bool | Non
     from autounet.fingerprint import compute_fingerprint
 
     dataset = load_dataset(args.dataset)
-    output = args.output or ResultsLayout(args.dataset.resolve().name).plans
+    output = args.output or ResultsLayout(default_results_folder(args.dataset)).plans
     fingerprint = compute_fingerprint(
         dataset, output=ResultsLayout(output.parent).fingerprint, workers=args.workers, progress=args.progress
     )

@@ -18,12 +18,12 @@ from autounet.trainers.callbacks import (
     Callback,
     Checkpointing,
     EarlyStopping,
-    FitToBudget,
     ProgressBar,
     ProgressPlot,
     ThreadTuner,
     TrainingLog,
 )
+from autounet.trainers.budget import FitToBudget
 from autounet.trainers.config import TrainingConfig
 from autounet.trainers.splits import fold_cases, load_or_create_splits, make_splits
 from autounet.trainers.fold_setup import FoldSetup, fold_directory, setup_fold

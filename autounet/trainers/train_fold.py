@@ -25,12 +25,12 @@ from autounet.trainers.callbacks import (
     Callback,
     Checkpointing,
     EarlyStopping,
-    FitToBudget,
     ProgressBar,
     ProgressPlot,
     ThreadTuner,
     TrainingLog,
 )
+from autounet.trainers.budget import FitToBudget
 from autounet.trainers.config import TrainingConfig
 from autounet.trainers.data.augmentation import plan_augmentation
 from autounet.trainers.data.loader import PatchLoader

@@ -153,7 +153,7 @@ def test_thread_tuner_picks_the_faster_thread_count(monkeypatch):
 
 
 def test_choose_for_budget_prefers_width_once_iterations_suffice():
-    from autounet.trainers.budget import BudgetCandidate, choose_for_budget
+    from autounet.planners.time_budget import BudgetCandidate, choose_for_budget
 
     measured = [BudgetCandidate(b, 2, (8, 8, 8), s) for b, s in ((32, 2.0), (16, 1.0), (8, 0.5))]
     assert choose_for_budget(measured, 10_000, target_iterations=1000).candidate.base_features == 32
@@ -166,7 +166,7 @@ def test_choose_for_budget_prefers_width_once_iterations_suffice():
 
 def test_plan_for_budget_records_the_choice(tiny_results):
     from autounet.planners import load_plans
-    from autounet.trainers.step_timing import plan_for_budget
+    from autounet.pipeline.budget import plan_for_budget
 
     plans = load_plans(tiny_results / "plans.json")
     new_plans, choice = plan_for_budget(plans, "3d_fullres", 60, device="cpu", precision="float32", base_features=(4, 8))
