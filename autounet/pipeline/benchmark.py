@@ -13,6 +13,7 @@ from autounet.jsonio import write_json
 from autounet.layout import ResultsLayout
 from autounet.pipeline.published import SOURCE, published_dice
 from autounet.pipeline.run import RunOptions, run_pipeline
+from autounet.planners.plans import load_plans
 from autounet.typing import PathType
 
 
@@ -92,8 +93,6 @@ def run_benchmark(
 
 
 def _label_names(results_dir: Path) -> dict[str, str]:
-    from autounet.planners.plans import load_plans
-
     plans = load_plans(ResultsLayout(results_dir).plans)
     return {str(value): name for name, value in plans.labels.items()}
 

@@ -1,9 +1,9 @@
 """``prepare_results``: make a results folder ready to train, the one sequence of ``autounet run`` and ``autounet
-train DATASET``: check (optional), copy ``dataset.json``, fingerprint, plan (or keep the plans), choose the
+train DATASET``: check (optional), copy ``dataset.json``, fingerprint and plan (or keep the plans), choose the
 configurations, preprocess them, then plan the networks for the budget and write the plans.
 
-Every step is idempotent: the fingerprint is reused when the images did not change, plans are kept once written
-(a person may have edited them), preprocessed cases are skipped when unchanged.
+Every step is idempotent: plans are kept once written (a person may have edited them; then no fingerprint is
+needed), the fingerprint is reused when the images did not change, preprocessed cases are skipped when unchanged.
 """
 
 from __future__ import annotations
@@ -177,10 +177,12 @@ def prepare_results(
             raise DatasetError(f"{dataset_dir} has problems; fix them and re-run:\n{report.format()}")
     if (dataset_dir / DATASET_FILE).is_file():
         shutil.copy2(dataset_dir / DATASET_FILE, layout.dataset_json)
-    with stage("fingerprint"):
-        fingerprint = compute_fingerprint(dataset, output=layout.fingerprint, workers=options.workers, progress=options.progress)
     notes: list[str] = []
     fresh = options.replan or not layout.plans.is_file()
+    if fresh:  # kept plans need no fingerprint
+        with stage("fingerprint"):
+            fingerprint = compute_fingerprint(dataset, output=layout.fingerprint, workers=options.workers,
+                                              progress=options.progress)
     with stage("plan"):
         if fresh:
             overrides = PlanOverrides(network=options.network) if options.network else None

@@ -29,10 +29,14 @@ from typing import Any
 
 import numpy as np
 
+from autounet.dataset import load_dataset
 from autounet.errors import MissingStageError
+from autounet.io import read_image
 from autounet.jsonio import save_npy
 from autounet.layout import ResultsLayout
+from autounet.parallel import auto_workers, map_with_progress
 from autounet.planners.plans import Plans
+from autounet.preprocessing import preprocess_case
 from autounet.trainers.splits import parse_fold
 
 logger = logging.getLogger(__name__)
@@ -98,10 +102,6 @@ class _MapTask:
 
 def _map_prediction(task: _MapTask) -> str:
     """Preprocess one previous-stage prediction as the label of its image, onto the cascade's grid."""
-    from autounet.dataset import load_dataset
-    from autounet.io import read_image
-    from autounet.preprocessing import preprocess_case
-
     dataset = load_dataset(task.dataset_root)
     case = dataset.case(task.case_id)
     image = dataset.read_images(case)
@@ -152,9 +152,6 @@ def prepare_previous_stage(
     MissingStageError
         When a previous-stage fold has not been trained and validated yet.
     """
-    from autounet.dataset import load_dataset
-    from autounet.parallel import auto_workers, map_with_progress
-
     configuration = plans.configuration(configuration_name)
     if not configuration.previous_stage:
         raise ValueError(f"{configuration_name} has no previous stage; only a cascade stage needs its predictions")

@@ -16,6 +16,7 @@ from torch import nn
 
 from autounet.errors import OutOfMemoryError
 from autounet.layout import CHECKPOINT_FINAL, CHECKPOINT_LATEST, ResultsLayout
+from autounet.parallel import default_workers
 from autounet.planners.context_slices import expand_channel_indices
 from autounet.planners.plans import PLANS_VERSION, network_input_channels
 from autounet.trained_fold.checkpoint import check_compatible, load_checkpoint
@@ -144,7 +145,7 @@ def fit_fold(
                           _fold_record(plans, conf, fold, config, metadata, loss_name, dtype))
     network = wrap_network(network, context, device)
 
-    workers = config.num_workers if config.num_workers is not None else default_num_workers(device.type, _cpu_cores())
+    workers = config.num_workers if config.num_workers is not None else default_num_workers(device.type, default_workers())
     train_ids, val_ids = setup.train_ids, setup.validation_ids
     train_loader, val_loader = _loaders(source, plans, conf, config, train_ids, val_ids, context, checkpoint)
     header = _log_header(conf, config, loss_name, train_ids, val_ids, device, dtype, workers, context)
@@ -254,12 +255,6 @@ class _nullstream:
 
     def __exit__(self, *exc: Any) -> None:
         return None
-
-
-def _cpu_cores() -> int:
-    from autounet.parallel import default_workers
-
-    return default_workers()
 
 
 def _mask_channels(configuration: Any) -> tuple[int, ...]:
