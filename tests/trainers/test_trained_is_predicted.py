@@ -71,3 +71,34 @@ def test_prediction_of_a_training_case_matches_its_final_validation(tiny_results
     predicted = model.predict_case(dataset.read_images(case)).segmentation
     validated = read_image(result.fold_dir / "validation" / case_id).data[0]
     assert (predicted == validated).mean() > 0.999
+
+
+@pytest.mark.integration
+def test_real_hippocampus_fold_of_another_family_predicts_as_validated(hippocampus_dir, tmp_path):
+    """Real cases, a tiny planned U-Net, trained as ``--network resenc`` (patch and topology planned again for that
+    family): ``autounet predict`` of the held-out cases gives the final validation's label maps, on their grids."""
+    import numpy as np
+
+    from .helpers import hippocampus_subset, make_results
+
+    dataset = hippocampus_subset(hippocampus_dir, tmp_path / "Hippocampus", 6)
+    results = make_results(dataset, tmp_path / "results", "3d_fullres", (40, 56, 40))
+    assert main(["train", str(results), "3d_fullres", "0", "--epochs", "1", "--iterations-per-epoch", "3",
+                 "--validation-iterations", "1", "--device", "cpu", "--workers", "0", "--no-progress",
+                 "--network", "resenc"]) == 0
+    validation = results / "3d_fullres" / "fold_0" / "validation"
+    held_out = sorted(validation.glob("*.nii.gz"))
+    assert held_out and json.loads((validation / "fold_summary.json").read_text())["cases"] == len(held_out)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for prediction in held_out:
+        (inputs / prediction.name).symlink_to((dataset / "imagesTr" / prediction.name).resolve())
+    assert main(["predict", "-i", str(inputs), "-o", str(tmp_path / "out"), "-m", str(results), "-f", "0",
+                 "--device", "cpu", "--no-progress", "--no-postprocess"]) == 0
+    record = json.loads((results / "3d_fullres" / "fold_0" / "fold.json").read_text())
+    assert record["configuration"]["network"] == "resenc" and record["overrides"] == {"network": "resenc"}
+    for prediction in held_out:
+        validated, predicted = read_image(prediction), read_image(tmp_path / "out" / prediction.name)
+        assert predicted.data.shape == read_image(inputs / prediction.name).data.shape
+        assert np.allclose(predicted.geometry.spacing, validated.geometry.spacing)
+        assert (predicted.data == validated.data).mean() > 0.999
