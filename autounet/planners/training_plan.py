@@ -34,11 +34,19 @@ class MeasuredCandidate:
     seconds_per_iteration: float
 
     def to_dict(self) -> dict[str, Any]:
+        """``{"base_features", "batch_size", "seconds_per_iteration"}``."""
         return {"base_features": self.base_features, "batch_size": self.batch_size,
                 "seconds_per_iteration": self.seconds_per_iteration}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "MeasuredCandidate":
+        """Inverse of :meth:`to_dict` (values as written).
+
+        Parameters
+        ----------
+        data : mapping
+            One entry of ``budget_candidates``.
+        """
         return cls(data["base_features"], data["batch_size"], data["seconds_per_iteration"])
 
 

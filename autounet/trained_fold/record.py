@@ -95,6 +95,7 @@ class FoldRecord:
         return ConfigurationPlan.from_dict(self.name, data)
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON object written to ``fold.json``."""
         return {
             "fold_record_version": FOLD_RECORD_VERSION,
             "configuration_name": self.name,
@@ -113,6 +114,19 @@ class FoldRecord:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "FoldRecord":
+        """Inverse of :meth:`to_dict`.
+
+        Parameters
+        ----------
+        data : mapping
+            The JSON object of a ``fold.json``.
+
+        Raises
+        ------
+        KeyError, PlansError, ValueError
+            For a missing entry, a record newer than this autounet or a value of the wrong type
+            (:func:`read_fold_record` turns them into one message).
+        """
         version = int(data.get("fold_record_version", 0))
         if version > FOLD_RECORD_VERSION:
             raise PlansError(f"fold record version {version} is newer than this autounet understands "
