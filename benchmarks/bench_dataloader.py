@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from autounet.trainers import components  # noqa: E402
 from autounet.trainers.config import TrainingConfig  # noqa: E402
 from autounet.trainers.data import BatchStream, PatchLoader, plan_augmentation  # noqa: E402
-from autounet.trainers.devices import resolve_precision  # noqa: E402
+from autounet.devices import resolve_precision  # noqa: E402
 from autounet.trainers.trainer import Trainer  # noqa: E402
 
 

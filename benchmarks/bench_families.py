@@ -53,12 +53,13 @@ sys.path.insert(0, str(REPO))
 from autounet.cli.common import parse_duration  # noqa: E402
 from autounet.networks import count_parameters, list_networks  # noqa: E402
 from autounet.planners import estimate_memory, load_plans  # noqa: E402
-from autounet.trainers import Trainer, TrainingConfig, train_fold  # noqa: E402
+from autounet.pipeline import train_fold  # noqa: E402
+from autounet.trainers import Trainer, TrainingConfig  # noqa: E402
 from autounet.trainers import components  # noqa: E402
-from autounet.trainers.budget import features_for_base  # noqa: E402
+from autounet.planners.time_budget import features_for_base  # noqa: E402
 from autounet.trainers.config import DEFAULT_SEED  # noqa: E402
-from autounet.trainers.devices import resolve_precision  # noqa: E402
-from autounet.trainers.prepare import prepare_results  # noqa: E402
+from autounet.devices import resolve_precision  # noqa: E402
+from autounet.pipeline.prepare import PrepareOptions, prepare_results  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "datasets"
 WORK = REPO / "benchmarks" / "_work" / "families"
@@ -275,7 +276,8 @@ def run(args: argparse.Namespace) -> None:
     output = args.output or WORK / f"{args.dataset}.jsonl"
     output.parent.mkdir(parents=True, exist_ok=True)
     configuration_name = spec["configuration"]
-    prepare_results(spec["raw"], base, [configuration_name], workers=2, progress=False)
+    prepare_results(spec["raw"], base, PrepareOptions(configurations=(configuration_name,), with_previous_stages=False,
+                                                      workers=2, progress=False))
     families = args.families or [f for f in FAMILY_ORDER if f in list_networks()]
     for family in families:
         folder = _family_folder(

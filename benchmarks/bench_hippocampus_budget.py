@@ -31,11 +31,14 @@ sys.path.insert(0, str(REPO))
 
 from autounet.cli.common import parse_duration  # noqa: E402
 from autounet.planners import load_plans  # noqa: E402
-from autounet.trainers import TrainingConfig, train_fold  # noqa: E402
-from autounet.trainers.budget import features_for_base  # noqa: E402
+from autounet.pipeline import train_fold  # noqa: E402
+from autounet.trainers import TrainingConfig  # noqa: E402
+from autounet.planners.time_budget import features_for_base  # noqa: E402
 from autounet.dataset import load_dataset  # noqa: E402
-from autounet.trainers.prepare import prepare_results, training_cases_per_fold  # noqa: E402
-from autounet.trainers.step_timing import measure_step_seconds, plan_for_budget  # noqa: E402
+from autounet.pipeline.budget import plan_for_budget, training_cases_per_fold  # noqa: E402
+from autounet.pipeline.prepare import PrepareOptions, prepare_results  # noqa: E402
+from autounet.trainers.step_timing import measure_step_seconds  # noqa: E402
+from autounet.trainers.train_fold import augmentation_scale  # noqa: E402
 
 #: nnU-Net v2 on this machine (benchmarks/peer/time_train_step.py): float32, batch 7, patch 40x56x40.
 NNUNET_STEP_SECONDS = (8.0, 9.0)
@@ -66,7 +69,8 @@ def main() -> None:
     record: dict = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "cpus": os.cpu_count(),
                     "torch": torch.__version__, "threads": torch.get_num_threads(), "load_start": _load()}
     started = time.monotonic()
-    prepare_results(args.dataset, args.work, [args.configuration], workers=2, progress=False)
+    prepare_results(args.dataset, args.work, PrepareOptions(configurations=(args.configuration,), with_previous_stages=False,
+                                                            workers=2, progress=False))
     record["prepare_seconds"] = round(time.monotonic() - started, 1)
     plans = load_plans(args.work / "plans.json")
     planned = plans.configuration(args.configuration)
@@ -111,7 +115,7 @@ def main() -> None:
                         dataset=args.dataset)
     record.update(
         load_end=_load(),
-        augmentation_scale=chosen_plans.configuration(args.configuration).training.get("augmentation_scale", 1.0),
+        augmentation_scale=augmentation_scale(TrainingConfig(), chosen_plans.configuration(args.configuration)),
         features_per_stage=list(chosen_plans.configuration(args.configuration).features_per_stage),
         training_seconds=round(result.elapsed_seconds, 1),
         iterations=result.iterations,

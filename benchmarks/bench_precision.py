@@ -34,9 +34,10 @@ sys.path.insert(0, str(REPO))
 
 from autounet.networks.cpu_speed import cpu_has_native_bfloat16  # noqa: E402
 from autounet.planners import load_plans  # noqa: E402
-from autounet.trainers import TrainingConfig, train_fold  # noqa: E402
-from autounet.trainers.budget import features_for_base  # noqa: E402
-from autounet.trainers.prepare import prepare_results  # noqa: E402
+from autounet.pipeline import train_fold  # noqa: E402
+from autounet.trainers import TrainingConfig  # noqa: E402
+from autounet.planners.time_budget import features_for_base  # noqa: E402
+from autounet.pipeline.prepare import PrepareOptions, prepare_results  # noqa: E402
 
 DATASET = REPO.parent / "shared" / "datasets" / "Task04_Hippocampus"
 WORK = REPO / "benchmarks" / "_work" / "precision"
@@ -83,7 +84,8 @@ def run(args: argparse.Namespace) -> None:
     if args.precision == "bfloat16" and not cpu_has_native_bfloat16():
         print("warning: this CPU has no bfloat16 units; bfloat16 training will be very slow", file=sys.stderr)
     base = WORK / "base"
-    prepare_results(args.dataset, base, [args.configuration], workers=1, progress=False)
+    prepare_results(args.dataset, base, PrepareOptions(configurations=(args.configuration,), with_previous_stages=False,
+                                                      workers=1, progress=False))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
         folder = _run_folder(base, args, args.precision, seed)

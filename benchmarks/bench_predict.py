@@ -116,7 +116,7 @@ def _model_folder(folder: Path, plans, seed: int = 0) -> Path:
 
     from autounet.inference.model_folder import network_input_channels
     from autounet.networks import build_network
-    from autounet.trainers.checkpoint import save_checkpoint
+    from autounet.trained_fold.checkpoint import save_checkpoint
 
     plans.save(folder / "plans.json")
     for name, plan in plans.configurations.items():

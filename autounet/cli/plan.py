@@ -65,8 +65,7 @@ def run(args: argparse.Namespace) -> int:
     )
     plans = plan_experiment(fingerprint, memory_budget_gb=args.memory_budget_gb, overrides=overrides)
     if args.budget_seconds is not None:
-        from autounet.trainers.prepare import training_cases_per_fold
-        from autounet.trainers.step_timing import plan_configurations_for_budget
+        from autounet.pipeline.budget import plan_configurations_for_budget, training_cases_per_fold
 
         plans = plan_configurations_for_budget(
             plans, args.budget_seconds, device=args.device, precision=args.precision,
@@ -79,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
             f"  {name}: spacing {[round(s, 4) for s in conf.spacing]} patch {list(conf.patch_size)} "
             f"batch {conf.batch_size} stages {conf.n_stages}"
             + (f" context slices {conf.context_slices}" if conf.context_slices else "")
-            + (f" features {list(conf.features_per_stage)}, {conf.training['budget_iterations']} iterations"
-               if "budget_iterations" in conf.training else "")
+            + (f" features {list(conf.features_per_stage)}, {conf.training.budget_iterations} iterations"
+               if conf.training.budget_iterations is not None else "")
         )
     if args.explain:
         print(format_explanations(plans))
@@ -95,6 +94,8 @@ def _load_fingerprint(args: argparse.Namespace) -> tuple[Fingerprint, bool | Non
     """The fingerprint, nnU-Net's ``use_mask_for_norm`` from dataset.json (if any) and the output path."""
     from autounet.errors import PlansError
     from autounet.jsonio import read_json
+    from autounet.layout import DATASET_FILE, PLANS_FILE, ResultsLayout
+    from autounet.pipeline.prepare import default_results_folder
 
     if (args.dataset is None) == (args.fingerprint is None):
         raise PlansError(
@@ -105,15 +106,15 @@ def _load_fingerprint(args: argparse.Namespace) -> tuple[Fingerprint, bool | Non
 
         fingerprint = load_fingerprint(args.fingerprint, args.dataset_json)
         raw = read_json(args.dataset_json) if args.dataset_json else {}
-        return fingerprint, raw.get("use_mask_for_norm"), args.output or Path("plans.json")
+        return fingerprint, raw.get("use_mask_for_norm"), args.output or Path(PLANS_FILE)
     from autounet.dataset import load_dataset
     from autounet.fingerprint import compute_fingerprint
 
     dataset = load_dataset(args.dataset)
-    output = args.output or Path(args.dataset.resolve().name) / "plans.json"
+    output = args.output or ResultsLayout(default_results_folder(args.dataset)).plans
     fingerprint = compute_fingerprint(
-        dataset, output=output.parent / "fingerprint.json", workers=args.workers, progress=args.progress
+        dataset, output=ResultsLayout(output.parent).fingerprint, workers=args.workers, progress=args.progress
     )
-    dataset_json = args.dataset / "dataset.json"
+    dataset_json = args.dataset / DATASET_FILE
     raw = read_json(dataset_json) if dataset_json.is_file() else {}
     return fingerprint, raw.get("use_mask_for_norm"), output

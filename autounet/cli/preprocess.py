@@ -32,12 +32,13 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from autounet.dataset import load_dataset
+    from autounet.layout import ResultsLayout
     from autounet.planners.plans import load_plans
     from autounet.preprocessing import open_preprocessed, preprocess_dataset
 
     dataset = load_dataset(args.dataset)
     plans = load_plans(args.plans)
-    output_dir = args.output_dir or args.plans.resolve().parent / "preprocessed"
+    output_dir = args.output_dir or ResultsLayout(args.plans.resolve().parent).preprocessed_root
     folders = preprocess_dataset(
         dataset,
         plans,

@@ -73,8 +73,10 @@ def _json_object(text: str) -> dict:
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()  # the budget covers everything from here: preparation, training, final validation
     from autounet.errors import AutounetError
-    from autounet.trainers import TrainingConfig, train_fold
-    from autounet.trainers.prepare import default_results_folder, is_results_folder, prepare_results
+    from autounet.layout import ResultsLayout
+    from autounet.pipeline import train_fold
+    from autounet.pipeline.prepare import PrepareOptions, default_results_folder, prepare_results
+    from autounet.trainers import TrainingConfig
 
     options = {name: getattr(args, name) for name in (
         "epochs", "iterations_per_epoch", "budget_seconds", "device", "precision", "loss", "network", "batch_size",
@@ -85,14 +87,20 @@ def run(args: argparse.Namespace) -> int:
                             final_validation=args.final_validation, save_probabilities=args.save_probabilities,
                             augment=args.augment, deep_supervision=args.deep_supervision, progress=args.progress)
     dataset = None
-    if args.results is None and is_results_folder(args.target):
+    if args.results is None and ResultsLayout(args.target).plans.is_file():
         results = args.target
-    else:
+    else:  # the same preparation as "autounet run": one fold of one configuration, no selection to keep time for
         dataset = args.target
-        results = prepare_results(dataset, args.results or default_results_folder(dataset), [args.configuration],
-                                  progress=args.progress, budget_seconds=args.budget_seconds,
-                                  device=args.device or "auto", precision=args.precision or "auto",
-                                  started=started)
+        prepared = prepare_results(
+            dataset, args.results or default_results_folder(dataset),
+            PrepareOptions(configurations=(args.configuration,), folds=(args.fold,), with_previous_stages=False,
+                           budget_seconds=args.budget_seconds, reserve_fraction=0.0, device=args.device or "auto",
+                           precision=args.precision or "auto", progress=args.progress),
+            started=started,
+        )
+        results = prepared.results_dir
+        for note in prepared.notes:
+            print(f"note: {note}")
     if args.budget_seconds is not None:
         remaining = args.budget_seconds - (time.monotonic() - started)
         if remaining <= 0:

@@ -13,12 +13,12 @@ import numpy as np
 from autounet import __version__
 from autounet.evaluation.metrics import METRIC_NAMES, METRIC_UNITS
 from autounet.jsonio import atomic_path, read_json, write_json
+from autounet.layout import SUMMARY_FILE
 from autounet.typing import PathType
 
 #: Statistics over cases reported per label; ``count`` is the number of cases where the metric is defined.
 STATISTICS = ("mean", "median", "std", "count")
 
-SUMMARY_FILE = "summary.json"
 PER_CASE_CSV = "metrics_per_case.csv"
 MEAN_CSV = "metrics_mean.csv"
 

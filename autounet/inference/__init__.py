@@ -4,9 +4,11 @@ See ``docs/inference.md``.
 """
 
 from autounet.inference.batch import PredictionReport
+from autounet.inference.ensemble import one_hot_foreground
 from autounet.inference.export import export_prediction, read_probabilities, write_probabilities
 from autounet.inference.find_best import find_best
 from autounet.inference.inputs import InputCase, find_input_cases
+from autounet.inference.model_folder import TrainedFold, load_trained_fold, load_trained_folds, read_model_plans
 from autounet.inference.postprocessing import (
     PostprocessingDecision,
     apply_postprocessing,
@@ -27,6 +29,7 @@ __all__ = [
     "PostprocessingDecision",
     "PredictionReport",
     "Predictor",
+    "TrainedFold",
     "apply_postprocessing",
     "compute_tile_starts",
     "determine_postprocessing",
@@ -36,7 +39,11 @@ __all__ = [
     "gaussian_importance_map",
     "keep_largest_component",
     "load_postprocessing",
+    "load_trained_fold",
+    "load_trained_folds",
+    "one_hot_foreground",
     "predict_logits",
+    "read_model_plans",
     "read_probabilities",
     "write_probabilities",
 ]

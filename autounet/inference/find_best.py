@@ -20,21 +20,18 @@ from autounet.evaluation import EvaluationResult, evaluate_folders, find_label_f
 from autounet.inference.ensemble import labels_from_probabilities
 from autounet.inference.export import read_probabilities, write_probabilities, write_segmentation
 from autounet.inference.model_folder import read_model_plans
-from autounet.inference.postprocessing import POSTPROCESSING_FILE, determine_postprocessing_for_folder
+from autounet.inference.postprocessing import determine_postprocessing_for_folder
 from autounet.io import read_image
 from autounet.io.formats import file_extension
 from autounet.jsonio import read_json, write_json
+from autounet.layout import POSTPROCESSING_FILE, SUMMARY_FILE, ResultsLayout
 from autounet.planners.plans import Plans
 from autounet.typing import PathType
 
 logger = logging.getLogger(__name__)
 
-INFERENCE_FILE = "inference.json"
 #: Version of the inference.json layout.
 INFERENCE_VERSION = 1
-CROSSVAL_FOLDER = "crossval"
-ENSEMBLES_FOLDER = "ensembles"
-VALIDATION_FOLDER = "validation"
 #: Folds whose validation predictions make up the cross-validation ("all" has no held-out cases).
 CROSSVAL_FOLDS = (0, 1, 2, 3, 4)
 #: The fold trained on every case (nnU-Net's "all"): nothing held out, so no validation score.
@@ -112,7 +109,7 @@ def ensemble_name(configurations: Sequence[str]) -> str:
 
 def read_inference_json(model_dir: PathType) -> dict[str, Any]:
     """The recorded best configuration(s) of a model folder."""
-    path = Path(model_dir) / INFERENCE_FILE
+    path = ResultsLayout(model_dir).inference
     data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("configurations"), list):
         raise FindBestError(f"{path}: expected a JSON object with a 'configurations' list; re-run \"autounet find-best\"")
@@ -126,14 +123,15 @@ def find_postprocessing_file(model_dir: PathType, configurations: Sequence[str])
     for a single configuration or ``ensembles/<a>__<b>/`` for an ensemble.
     """
     model_dir = Path(model_dir)
+    layout = ResultsLayout(model_dir)
     wanted = sorted(configurations)
-    if (model_dir / INFERENCE_FILE).is_file():
+    if layout.inference.is_file():
         recorded = read_inference_json(model_dir)
         if sorted(recorded["configurations"]) == wanted and recorded.get("postprocessing"):
             path = model_dir / str(recorded["postprocessing"])
             if path.is_file():
                 return path
-    folder = model_dir / wanted[0] / CROSSVAL_FOLDER if len(wanted) == 1 else model_dir / ENSEMBLES_FOLDER / ensemble_name(wanted)
+    folder = layout.crossval(wanted[0]) if len(wanted) == 1 else layout.ensemble(ensemble_name(wanted))
     path = folder / POSTPROCESSING_FILE
     return path if path.is_file() else None
 
@@ -144,11 +142,11 @@ def merge_crossval(results_dir: PathType, configuration: str, folds: Sequence[in
     Segmentations and ``.npz`` probabilities are hard-linked (copied where links are impossible). Returns the folder
     and the folds found. A fold without a ``validation/`` folder is skipped with a warning.
     """
-    folder = Path(results_dir) / configuration
-    target = folder / CROSSVAL_FOLDER
+    layout = ResultsLayout(results_dir)
+    folder, target = layout.configuration(configuration), layout.crossval(configuration)
     found = []
     for fold in folds:
-        validation = folder / f"fold_{fold}" / VALIDATION_FOLDER
+        validation = layout.validation(configuration, fold)
         if not validation.is_dir():
             continue
         found.append(fold)
@@ -265,7 +263,7 @@ def find_best(
         decision = determine_postprocessing_for_folder(
             reference_dir, best.folder, labels, configurations=best.configurations, output=best.folder / POSTPROCESSING_FILE
         )
-        decision.save(results_dir / POSTPROCESSING_FILE)
+        decision.save(ResultsLayout(results_dir).postprocessing)
         decision_path = POSTPROCESSING_FILE
         outcome.postprocessing = decision
     from autounet.inference.fold_all import fold_all_alternative
@@ -313,8 +311,8 @@ def write_inference_json(
         "skipped": dict(outcome.skipped),
         "notes": list(outcome.notes),
     }
-    write_json(results_dir / INFERENCE_FILE, _finite_or_none(data))
-    outcome.inference_file = results_dir / INFERENCE_FILE
+    outcome.inference_file = ResultsLayout(results_dir).inference
+    write_json(outcome.inference_file, _finite_or_none(data))
     return outcome.inference_file
 
 
@@ -329,7 +327,7 @@ def predict_command(results_dir: Path, configurations: Sequence[str], folds: Seq
 def _recorded_reference(results_dir: Path, merged: dict[str, tuple[Path, list[int]]]) -> Path:
     for name, (_folder, folds) in merged.items():
         for fold in folds:
-            summary = results_dir / name / f"fold_{fold}" / VALIDATION_FOLDER / "summary.json"
+            summary = ResultsLayout(results_dir).validation(name, fold) / SUMMARY_FILE
             if summary.is_file():
                 recorded = load_summary(summary).reference_dir
                 if recorded and Path(recorded).is_dir():
@@ -370,7 +368,7 @@ def _candidate(configurations: tuple[str, ...], folder: Path, result: Evaluation
 
 def _ensemble_crossval(results_dir: Path, plans: Plans, folders: Sequence[Path], names: Sequence[str]) -> Path:
     """Average the cross-validation probabilities of several configurations into ``ensembles/<a>__<b>/``."""
-    target = results_dir / ENSEMBLES_FOLDER / ensemble_name(names)
+    target = ResultsLayout(results_dir).ensemble(ensemble_name(names))
     segmentations = [find_label_files(folder) for folder in folders]
     common = sorted(set.intersection(*(set(s) for s in segmentations)))
     if not common:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from autounet.inference.find_best import FOLD_ALL, Candidate, FindBestResult, predict_command, write_inference_json
-from autounet.trainers.checkpoint import CHECKPOINT_FINAL
+from autounet.layout import CHECKPOINT_FINAL
 
 #: Without a cross-validation to rank them, configurations trained on fold "all" are chosen in this order (nnU-Net
 #: names 3d_fullres its default; a 2D dataset has only 2d); any other one follows in the plans' order.

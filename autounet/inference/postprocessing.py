@@ -17,11 +17,11 @@ from autounet.errors import AutounetError
 from autounet.evaluation import dice, find_label_files
 from autounet.io import read_image
 from autounet.jsonio import read_json, write_json
+from autounet.layout import POSTPROCESSING_FILE
 from autounet.typing import PathType
 
 logger = logging.getLogger(__name__)
 
-POSTPROCESSING_FILE = "postprocessing.json"
 #: Version of the postprocessing.json layout.
 POSTPROCESSING_VERSION = 1
 
@@ -96,7 +96,7 @@ class PostprocessingDecision:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "postprocessing.json") -> "PostprocessingDecision":
+    def from_dict(cls, data: dict[str, Any], source: str = POSTPROCESSING_FILE) -> "PostprocessingDecision":
         version = data.get("postprocessing_version")
         if not isinstance(version, int) or version > POSTPROCESSING_VERSION:
             raise PostprocessingError(

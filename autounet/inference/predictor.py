@@ -17,6 +17,7 @@ from typing import Any, Literal, Union
 import numpy as np
 import torch
 
+from autounet.devices import resolve_device
 from autounet.errors import DatasetError, MissingStageError, PlansError
 from autounet.inference.batch import PredictionReport, predict_cases
 from autounet.inference.ensemble import (
@@ -38,13 +39,13 @@ from autounet.inference.model_folder import (
     trained_configurations,
 )
 from autounet.inference.postprocessing import PostprocessingDecision, apply_postprocessing, load_postprocessing
-from autounet.inference.find_best import INFERENCE_FILE, find_postprocessing_file, read_inference_json
+from autounet.inference.find_best import find_postprocessing_file, read_inference_json
 from autounet.inference.sliding_window import AutocastDtype, predict_logits
 from autounet.io import Geometry, Image
+from autounet.layout import INFERENCE_FILE, ResultsLayout, checkpoint_file
 from autounet.planners.plans import Plans
 from autounet.preprocessing.case import preprocess_case
 from autounet.preprocessing.properties import CaseProperties
-from autounet.trainers.devices import resolve_device
 from autounet.typing import PathType
 
 logger = logging.getLogger(__name__)
@@ -182,7 +183,7 @@ class Predictor:
         """
         model_dir = Path(model_dir)
         plans = read_model_plans(model_dir)
-        recorded = read_inference_json(model_dir) if (model_dir / INFERENCE_FILE).is_file() else None
+        recorded = read_inference_json(model_dir) if ResultsLayout(model_dir).inference.is_file() else None
         if isinstance(configurations, str):
             configurations = [configurations]
         if not configurations:
@@ -473,7 +474,7 @@ def _check_ensemble(model_dir: Path, plans: Plans, configurations: Sequence[str]
     for name in configurations:
         if name not in plans.configurations:
             raise PlansError(
-                f"{model_dir / 'plans.json'}: no configuration {name!r}; planned: {', '.join(plans.configurations)}"
+                f"{ResultsLayout(model_dir).plans}: no configuration {name!r}; planned: {', '.join(plans.configurations)}"
             )
 
 
@@ -488,7 +489,7 @@ def _default_configurations(model_dir: Path, plans: Plans, checkpoint: Checkpoin
         return candidates
     if not candidates:
         raise MissingStageError(
-            f"{model_dir}: no configuration has a trained fold with checkpoint_{checkpoint}.pt; train one first "
+            f"{model_dir}: no configuration has a trained fold with {checkpoint_file(checkpoint)}; train one first "
             "(autounet train)"
         )
     raise PlansError(

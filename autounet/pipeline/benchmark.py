@@ -10,8 +10,10 @@ from typing import Any, Sequence
 
 from autounet.errors import DatasetError
 from autounet.jsonio import write_json
+from autounet.layout import ResultsLayout
 from autounet.pipeline.published import SOURCE, published_dice
 from autounet.pipeline.run import RunOptions, run_pipeline
+from autounet.planners.plans import load_plans
 from autounet.typing import PathType
 
 
@@ -91,9 +93,7 @@ def run_benchmark(
 
 
 def _label_names(results_dir: Path) -> dict[str, str]:
-    from autounet.planners.plans import load_plans
-
-    plans = load_plans(results_dir / "plans.json")
+    plans = load_plans(ResultsLayout(results_dir).plans)
     return {str(value): name for name, value in plans.labels.items()}
 
 

@@ -9,26 +9,22 @@ latest checkpoint and finished folds are skipped.
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from autounet.errors import DatasetError
+from autounet.dataset import load_dataset
+from autounet.inference.find_best import find_best
+from autounet.layout import FOLD_SUMMARY_FILE, ResultsLayout
+from autounet.pipeline.budget import MIN_USEFUL_FOLD_SECONDS, SELECTION_RESERVE_FRACTION, budget_per_fold
+from autounet.pipeline.fold import train_fold
+from autounet.pipeline.prepare import DEFAULT_FOLDS, PrepareOptions, prepare_results
 from autounet.pipeline.timing import StageLog
 from autounet.trainers.config import TrainingConfig
 from autounet.typing import PathType
 
 logger = logging.getLogger(__name__)
-
-#: Configurations the trainer can train on its own (the cascade stage needs its low-resolution stage first).
-TRAINABLE = ("2d", "3d_fullres", "3d_lowres", "3d_cascade_fullres")
-#: Share of a run's budget kept back for model selection and post-processing after the last fold.
-SELECTION_RESERVE_FRACTION = 0.03
-#: Below this many seconds per fold, training cannot learn anything useful; the run says so up front.
-MIN_USEFUL_FOLD_SECONDS = 60.0
-DEFAULT_FOLDS = (0, 1, 2, 3, 4)
 
 
 @dataclass(frozen=True)
@@ -91,8 +87,6 @@ class RunSummary:
 
 def results_folder(dataset_dir: PathType, results_root: PathType) -> Path:
     """``results_root/<dataset name>``, the one folder that holds everything a run makes for a dataset."""
-    from autounet.dataset import load_dataset
-
     return Path(results_root) / _safe_name(load_dataset(dataset_dir).name)
 
 
@@ -121,78 +115,22 @@ def run_pipeline(dataset_dir: PathType, results_root: PathType = "results", opti
         If ``check`` finds errors (the message lists them all), or ``results_root/<dataset name>`` was made for
         another dataset (:mod:`autounet.dataset.identity`; nothing in it is changed).
     """
-    from autounet.dataset import check_dataset, load_dataset
-    from autounet.dataset.identity import check_results_folder
-    from autounet.fingerprint import compute_fingerprint
-    from autounet.planners import PlanOverrides, plan_experiment
-    from autounet.planners.plans import load_plans
-    from autounet.preprocessing import preprocess_dataset
-
     options = options or RunOptions()
     started = time.monotonic()
-    dataset_dir = Path(dataset_dir)
-    dataset = load_dataset(dataset_dir)
-    results_dir = Path(results_root) / _safe_name(dataset.name)
-    check_results_folder(results_dir, dataset)  # before anything is written: never mix two datasets' results
+    results_dir = results_folder(dataset_dir, results_root)
     results_dir.mkdir(parents=True, exist_ok=True)
     log = StageLog(results_dir).load()
-    summary = RunSummary(results_dir=results_dir, configurations=[])
-
-    if options.check:
-        with log.stage("check") as entry:
-            report = check_dataset(dataset_dir, workers=options.workers, progress=options.progress)
-            entry["errors"], entry["warnings"] = len(report.errors), len(report.warnings)
-        if report.errors:
-            raise DatasetError(f"{dataset_dir} has problems; fix them and re-run:\n{report.format()}")
-    shutil.copy2(dataset_dir / "dataset.json", results_dir / "dataset.json")
-
-    with log.stage("fingerprint"):
-        fingerprint = compute_fingerprint(
-            dataset, output=results_dir / "fingerprint.json", workers=options.workers, progress=options.progress
-        )
-    plans_path = results_dir / "plans.json"
-    fresh_plans = options.replan or not plans_path.is_file()
-    with log.stage("plan"):
-        if fresh_plans:
-            overrides = PlanOverrides(network=options.network) if options.network else None
-            plans = plan_experiment(fingerprint, memory_budget_gb=options.gpu_memory_gb, overrides=overrides)
-        else:
-            logger.info("keeping the existing plans in %s (use replan to plan again)", plans_path)
-            plans = load_plans(plans_path)
-            if options.network and options.training.network is None:
-                # Kept plans name their own family: the trainer swaps it and re-plans patch and batch for it.
-                options = replace(options, training=replace(options.training, network=options.network))
-                summary.notes.append(
-                    f"{plans_path} was kept: every fold trains --network {options.network} with the patch and batch "
-                    "the planner gives that family (pass --replan to write them into the plans)"
-                )
-    configurations = _choose_configurations(plans, options.configurations)
-    configurations = _without_unfed_cascades(plans, configurations, options, summary.notes)
-    summary.configurations = configurations
-
-    # Compute-aware planning changes widths and batches, never the preprocessed arrays: preprocess first, so the
-    # time left for training is known when the networks are chosen; the plans are written once complete.
-    with log.stage("preprocess"):
-        preprocess_dataset(
-            dataset, plans, configurations, results_dir / "preprocessed", workers=options.workers, progress=options.progress
-        )
-    if fresh_plans:
-        if options.budget_seconds is not None:
-            with log.stage("plan_for_budget") as entry:
-                plans = _plan_for_budget(plans, configurations, fingerprint.num_cases, options, started, entry)
-        plans.save(plans_path)
-    elif options.budget_seconds is not None and not any("budget_seconds" in plans.configuration(c).training for c in configurations):
-        summary.notes.append(
-            f"{plans_path} was not planned for a time budget: only the schedules are fitted to it (pass --replan to "
-            "choose the networks for the budget too)"
-        )
+    prepared = prepare_results(dataset_dir, results_dir, _prepare_options(options), log=log, started=started)
+    summary = RunSummary(results_dir=results_dir, configurations=prepared.configurations, notes=list(prepared.notes))
+    configurations = prepared.configurations
+    if prepared.kept_plans and options.network and options.training.network is None:
+        # Kept plans name their own family: the trainer swaps it and re-plans patch and batch for it.
+        options = replace(options, training=replace(options.training, network=options.network))
 
     with log.stage("train"):
-        summary.folds = _train_all(results_dir, dataset_dir, configurations, options, started, summary.notes)
+        summary.folds = _train_all(results_dir, Path(dataset_dir), configurations, options, started, summary.notes)
 
     if options.find_best and any(_fold_done(results_dir, c, f) for c in configurations for f in options.folds):
-        from autounet.inference.find_best import find_best
-
         with log.stage("find_best"):
             summary.best = find_best(results_dir, configurations=configurations, workers=options.workers, progress=options.progress)
         summary.notes += summary.best.notes  # e.g. fold "all" only: nothing to cross-validate, predict uses fold all
@@ -202,98 +140,27 @@ def run_pipeline(dataset_dir: PathType, results_root: PathType = "results", opti
     return summary
 
 
-def per_fold_budget(budget_seconds: float, elapsed_seconds: float, folds_left: int) -> float:
-    """Seconds for the next of ``folds_left`` folds: what is left of the budget, less the selection reserve, shared
-    equally (recomputed before every fold, so time a fold saves goes to the next).
-
-    Examples
-    --------
-    >>> round(per_fold_budget(6000, 30, 5), 1)
-    1158.0
-    >>> per_fold_budget(100, 200, 2)
-    -51.5
-    """
-    remaining = budget_seconds * (1 - SELECTION_RESERVE_FRACTION) - elapsed_seconds
-    return remaining / max(folds_left, 1)
-
-
-def _plan_for_budget(plans, configurations, num_cases, options: RunOptions, started: float, entry: dict) -> Any:
-    """Compute-aware plans: each configuration's network chosen for the per-fold share of what is left."""
-    from autounet.trainers.prepare import training_cases_per_fold
-    from autounet.trainers.step_timing import plan_configurations_for_budget
-
-    assert options.budget_seconds is not None
-    per_fold = per_fold_budget(options.budget_seconds, time.monotonic() - started, len(configurations) * len(options.folds))
-    entry["per_fold_seconds"] = round(per_fold, 1)
-    if per_fold < MIN_USEFUL_FOLD_SECONDS:
-        logger.warning("only %.0f s per fold: planning the networks for %.0f s", per_fold, MIN_USEFUL_FOLD_SECONDS)
-        per_fold = MIN_USEFUL_FOLD_SECONDS
-    return plan_configurations_for_budget(
-        plans, per_fold, configurations, device=options.training.device, precision=options.training.precision,
-        num_training_cases=training_cases_per_fold(num_cases),
+def _prepare_options(options: RunOptions) -> PrepareOptions:
+    """What the preparation of a run needs from its options: every trainable configuration with its previous stages,
+    the budget shared among all folds with the selection reserve kept back."""
+    return PrepareOptions(
+        configurations=options.configurations, folds=tuple(options.folds), with_previous_stages=True,
+        budget_seconds=options.budget_seconds, reserve_fraction=SELECTION_RESERVE_FRACTION, replan=options.replan,
+        gpu_memory_gb=options.gpu_memory_gb, network=options.network, device=options.training.device,
+        precision=options.training.precision, workers=options.workers, check=options.check, progress=options.progress,
     )
 
 
-def _choose_configurations(plans, requested: Sequence[str] | None) -> list[str]:
-    planned = list(plans.configurations)
-    if requested:
-        unknown = [c for c in requested if c not in planned]
-        if unknown:
-            raise DatasetError(
-                f"configuration(s) {', '.join(unknown)} are not in the plans (planned: {', '.join(planned)}); "
-                "choose from the planned ones or re-plan with --configurations"
-            )
-        chosen = list(requested)
-    else:
-        chosen = [c for c in planned if c in TRAINABLE]
-    # A cascade stage trains on top of its low-resolution stage: make sure that one comes first.
-    ordered: list[str] = []
-    for name in chosen:
-        previous = plans.configuration(name).previous_stage
-        if previous and previous not in ordered:
-            ordered.append(previous)
-        if name not in ordered:
-            ordered.append(name)
-    return ordered
-
-
-def _without_unfed_cascades(plans, configurations: list[str], options: RunOptions, notes: list[str]) -> list[str]:
-    """Drop cascade stages the run cannot train: they learn from the cross-validation predictions of their previous
-    stage, which take all five folds of it. An explicitly requested one is an error instead."""
-    if set(DEFAULT_FOLDS) <= {f for f in options.folds if f != "all"}:
-        return configurations
-    kept = []
-    for name in configurations:
-        previous = plans.configuration(name).previous_stage
-        if not previous:
-            kept.append(name)
-            continue
-        reason = (
-            f"{name} learns from the cross-validation predictions of {previous}, which need its folds 0-4, and this "
-            f"run trains folds {' '.join(str(f) for f in options.folds)}"
-        )
-        if options.configurations and name in options.configurations:
-            raise DatasetError(f"{reason}; pass --folds 0 1 2 3 4 (or leave {name} out)")
-        notes.append(f"{name} is not trained: {reason}")
-    return kept
-
-
 def _fold_done(results_dir: Path, configuration: str, fold: Any) -> bool:
-    from autounet.trainers.checkpoint import CHECKPOINT_FINAL
-    from autounet.trainers.final_validation import FOLD_SUMMARY_FILE
-    from autounet.trainers.train_fold import fold_directory
-
-    fold_dir = fold_directory(results_dir, configuration, fold)
-    return (fold_dir / CHECKPOINT_FINAL).is_file() and (
-        str(fold) == "all" or (fold_dir / "validation" / FOLD_SUMMARY_FILE).is_file()
+    layout = ResultsLayout(results_dir)
+    return layout.checkpoint(configuration, fold).is_file() and (
+        str(fold) == "all" or (layout.validation(configuration, fold) / FOLD_SUMMARY_FILE).is_file()
     )
 
 
 def _train_all(
     results_dir: Path, dataset_dir: Path, configurations: list[str], options: RunOptions, started: float, notes: list[str]
 ) -> list[Any]:
-    from autounet.trainers import train_fold
-
     jobs = [(c, f) for c in configurations for f in options.folds]
     todo = [job for job in jobs if not _fold_done(results_dir, *job)]
     if len(todo) < len(jobs):
@@ -305,7 +172,7 @@ def _train_all(
     for index, (configuration, fold) in enumerate(todo):
         config = training
         if options.budget_seconds is not None:
-            per_fold = per_fold_budget(options.budget_seconds, time.monotonic() - started, len(todo) - index)
+            per_fold = budget_per_fold(options.budget_seconds, time.monotonic() - started, len(todo) - index)
             if per_fold < MIN_USEFUL_FOLD_SECONDS:
                 notes.append(
                     f"only {max(per_fold, 0):.0f} s left for {configuration} fold {fold}: the budget is too small for "

@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from autounet.jsonio import read_json, write_json
-
-RUN_LOG = "run_log.json"
+from autounet.layout import ResultsLayout
 
 
 def peak_rss_mb() -> float:
@@ -29,7 +28,7 @@ class StageLog:
     """
 
     def __init__(self, results_dir: Path) -> None:
-        self.path = Path(results_dir) / RUN_LOG
+        self.path = ResultsLayout(results_dir).run_log
         self.data: dict[str, Any] = {"stages": {}, "sessions": 0}
 
     def load(self) -> "StageLog":

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from autounet.errors import PlansError
-from autounet.planners.context_slices import check_context_slices
 from autounet.jsonio import read_json, write_json
+from autounet.planners.context_slices import check_context_slices
+from autounet.planners.training_plan import TrainingPlan
 from autounet.typing import PathType
 
 #: Bump when a rule or default changes the planned values, and say so in docs/changelog.md.
@@ -113,7 +114,7 @@ class ConfigurationPlan:
     previous_stage: str | None = None
     next_stage: str | None = None
     loss: str = "dice_ce"
-    training: dict[str, Any] = field(default_factory=dict)
+    training: TrainingPlan = field(default_factory=TrainingPlan)
     context_slices: int = 0
 
     def __post_init__(self) -> None:
@@ -151,7 +152,7 @@ class ConfigurationPlan:
             "data_identifier": self.data_identifier or self.name,
             "previous_stage": self.previous_stage,
             "next_stage": self.next_stage,
-            "training": dict(self.training),
+            "training": self.training.to_dict(),
             "context_slices": self.context_slices,
         }
 
@@ -178,7 +179,7 @@ class ConfigurationPlan:
                 previous_stage=data.get("previous_stage"),
                 next_stage=data.get("next_stage"),
                 loss=str(data.get("loss", "dice_ce")),
-                training=dict(data.get("training", {})),
+                training=TrainingPlan.from_dict(data.get("training")),
                 context_slices=data.get("context_slices") or 0,
             )
         except KeyError as err:

@@ -19,9 +19,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 from autounet.planners.plans import ConfigurationPlan, Plans
+from autounet.planners.training_plan import MeasuredCandidate
 
 #: Share of the budget kept free for what cannot be measured in advance (checkpoint writes, plots, the machine
 #: being slower during the final validation than during the measurement).
@@ -323,19 +323,20 @@ def _record_choice(
     configuration = plans.configuration(configuration_name)
     chosen = choice.candidate
     features = features_for_base(chosen.base_features, configuration.n_stages, max(configuration.features_per_stage))
-    training: dict[str, Any] = {
-        **configuration.training,
-        "budget_seconds": budget_seconds,
-        "budget_device": device_name,
-        "budget_choice": choice.reason,
-        "budget_candidates": [
-            {"base_features": c.base_features, "batch_size": c.batch_size, "seconds_per_iteration": round(c.seconds_per_iteration, 4)}
-            for c in candidates
-        ],
-        "budget_iterations": choice.iterations,
-    }
+    training = replace(
+        configuration.training,
+        budget_seconds=budget_seconds,
+        budget_device=device_name,
+        budget_choice=choice.reason,
+        budget_candidates=tuple(
+            MeasuredCandidate(c.base_features, c.batch_size, round(c.seconds_per_iteration, 4)) for c in candidates
+        ),
+        budget_iterations=choice.iterations,
+    )
     if num_training_cases is not None:
-        training["augmentation_scale"] = augmentation_scale_for(choice.iterations, chosen.batch_size, num_training_cases)
+        training = replace(
+            training, augmentation_scale=augmentation_scale_for(choice.iterations, chosen.batch_size, num_training_cases)
+        )
     changed = configuration.replace(features_per_stage=features, batch_size=chosen.batch_size, training=training)
     measured = ", ".join(
         f"{c.base_features} wide batch {c.batch_size}: {c.seconds_per_iteration:.2f} s/it" for c in candidates
@@ -344,9 +345,9 @@ def _record_choice(
         f"compute-aware for {budget_seconds / 60:.1f} min on {device_name}: measured {measured}; chose {choice.reason}"
         f" -> features {list(features)}",
     ]
-    if "augmentation_scale" in training:
+    if training.augmentation_scale is not None:
         sentences.append(
-            f"augmentation probabilities x{training['augmentation_scale']:g}: {choice.iterations} iterations of "
+            f"augmentation probabilities x{training.augmentation_scale:g}: {choice.iterations} iterations of "
             f"{chosen.batch_size} samples are {choice.iterations * chosen.batch_size / max(num_training_cases or 1, 1):.0f} "
             f"passes over {num_training_cases} cases (full augmentation from {FULL_AUGMENTATION_PASSES} passes)"
         )

@@ -16,6 +16,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from autounet.jsonio import read_json
+from autounet.layout import (
+    CROSSVAL_FOLDER,
+    DATASET_FILE,
+    FINGERPRINT_FILE,
+    FOLD_FOLDER_PREFIX,
+    FOLD_SUMMARY_FILE,
+    INFERENCE_FILE,
+    PLANS_FILE,
+    POSTPROCESSING_FILE,
+    RUN_LOG_FILE,
+    SUMMARY_FILE,
+    TRAINING_LOG_FILE,
+    VALIDATION_FOLDER,
+    ResultsLayout,
+)
+from autounet.preprocessing.store import MANIFEST_NAME
 from autounet.typing import PathType
 
 if TYPE_CHECKING:
@@ -25,14 +41,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-RUN_LOG_FILE = "run_log.json"
-INFERENCE_FILE = "inference.json"
-POSTPROCESSING_FILE = "postprocessing.json"
-TRAINING_LOG_FILE = "training_log.json"
-FOLD_SUMMARY_FILE = "fold_summary.json"
-VALIDATION_FOLDER = "validation"
-CROSSVAL_FOLDER = "crossval"
-_FOLD_FOLDER = re.compile(r"^fold_(\d+|all)$")
+_FOLD_FOLDER = re.compile(rf"^{FOLD_FOLDER_PREFIX}(\d+|all)$")
 
 
 @dataclass(frozen=True)
@@ -154,15 +163,15 @@ def collect_report_data(results_dir: PathType) -> ReportData:
     if not results_dir.is_dir():
         raise FileNotFoundError(f"{results_dir}: results folder not found; pass the folder \"autounet train\" wrote")
     data = ReportData(results_dir=results_dir)
-    data.dataset_json = _read(data, "dataset.json", lambda p: _json_object(p))
-    data.fingerprint = _read(data, "fingerprint.json", _load_fingerprint)
-    data.plans = _read(data, "plans.json", _load_plans)
+    data.dataset_json = _read(data, DATASET_FILE, lambda p: _json_object(p))
+    data.fingerprint = _read(data, FINGERPRINT_FILE, _load_fingerprint)
+    data.plans = _read(data, PLANS_FILE, _load_plans)
     data.inference = _read(data, INFERENCE_FILE, _json_object)
     data.postprocessing = _read(data, POSTPROCESSING_FILE, _json_object)
     data.run_log = _read(data, RUN_LOG_FILE, _json_object)
     data.folds = _collect_folds(data)
     for configuration in data.configurations:
-        summary = results_dir / configuration / CROSSVAL_FOLDER / "summary.json"
+        summary = results_dir / configuration / CROSSVAL_FOLDER / SUMMARY_FILE
         result = _read(data, str(summary.relative_to(results_dir)), _load_summary)
         if result is not None:
             data.crossval[configuration] = result
@@ -192,7 +201,7 @@ def _json_object(path: Path) -> dict[str, Any]:
 def _load_fingerprint(path: Path) -> Any:
     from autounet.fingerprint import load_fingerprint
 
-    dataset_json = path.parent / "dataset.json"
+    dataset_json = path.parent / DATASET_FILE
     return load_fingerprint(path, dataset_json if dataset_json.is_file() else None)
 
 
@@ -233,7 +242,7 @@ def _collect_fold(data: ReportData, configuration: str, fold_dir: Path) -> FoldR
     epochs = [e for e in log.get("epochs", []) if isinstance(e, dict)]
     header = {k: v for k, v in log.items() if k != "epochs"}
     fold_summary = _read(data, str(relative / VALIDATION_FOLDER / FOLD_SUMMARY_FILE), _json_object)
-    validation = _read(data, str(relative / VALIDATION_FOLDER / "summary.json"), _load_summary)
+    validation = _read(data, str(relative / VALIDATION_FOLDER / SUMMARY_FILE), _load_summary)
     return FoldRun(configuration, fold_dir.name.split("_", 1)[1], fold_dir, header, epochs, fold_summary, validation)
 
 
@@ -247,7 +256,7 @@ def find_dataset_root(data: ReportData) -> Path | None:
     for result in data.crossval.values():
         if result.reference_dir:
             candidates.append(Path(result.reference_dir).parent)
-    for manifest in sorted((data.results_dir / "preprocessed").glob("*/manifest.json")):
+    for manifest in sorted(ResultsLayout(data.results_dir).preprocessed_root.glob(f"*/{MANIFEST_NAME}")):
         try:
             recorded = read_json(manifest).get("dataset")
         except (ValueError, OSError, AttributeError):
@@ -257,6 +266,6 @@ def find_dataset_root(data: ReportData) -> Path | None:
     if data.inference and data.inference.get("reference_dir"):
         candidates.append(Path(str(data.inference["reference_dir"])).parent)
     for candidate in candidates:
-        if (candidate / "dataset.json").is_file():
+        if (candidate / DATASET_FILE).is_file():
             return candidate
     return None

@@ -166,8 +166,9 @@ def _configuration_table(conf: Any) -> Html:
         facts.append(("previous stage", conf.previous_stage))
     if conf.next_stage:
         facts.append(("next stage", conf.next_stage))
-    if conf.training:
-        facts.append(("training overrides", str(conf.training)))
+    training = conf.training.to_dict()
+    if training:
+        facts.append(("training overrides", str(training)))
     stage_table = table(["stage", "features", "kernel", "stride", "convolutions"], stages, numeric_from=1)
     return join([key_value_table(facts), tag("details", join([tag("summary", "stages of the network"), stage_table]))])
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from autounet import __version__
 from autounet.jsonio import atomic_path
+from autounet.layout import REPORT_FILE, REPORT_FOLDER, ResultsLayout  # noqa: F401  REPORT_* re-exported
 from autounet.report.collect import ReportData, collect_report_data
 from autounet.report.markup import Html, not_available, page
 from autounet.report.result_sections import (
@@ -24,8 +25,6 @@ from autounet.typing import PathType
 
 logger = logging.getLogger(__name__)
 
-REPORT_FOLDER = "report"
-REPORT_FILE = "index.html"
 
 #: The sections in page order: (anchor, heading, builder).
 SECTIONS: tuple[tuple[str, str, Callable[[ReportData], Html]], ...] = (
@@ -72,7 +71,7 @@ def write_report(results_dir: PathType, output: PathType | None = None) -> Path:
     True
     """
     data = collect_report_data(results_dir)
-    output = Path(output) if output is not None else Path(results_dir) / REPORT_FOLDER / REPORT_FILE
+    output = Path(output) if output is not None else ResultsLayout(results_dir).report
     sections = []
     for anchor, heading, build in SECTIONS:
         started = time.monotonic()

@@ -15,16 +15,21 @@ from typing import TYPE_CHECKING, Any
 
 from autounet.jsonio import write_json
 from autounet.progress import epoch_line, progress_bar, write_line
-from autounet.trainers.checkpoint import CHECKPOINT_BEST, CHECKPOINT_FINAL, CHECKPOINT_LATEST, save_checkpoint
+from autounet.layout import (
+    CHECKPOINT_BEST,
+    CHECKPOINT_FINAL,
+    CHECKPOINT_LATEST,
+    PROGRESS_PLOT_FILE,
+    TRAINING_LOG_FILE,
+    TRAINING_TEXT_LOG_FILE,
+)
+from autounet.trained_fold.checkpoint import save_checkpoint
 
 if TYPE_CHECKING:
     from autounet.trainers.trainer import Trainer
 
 logger = logging.getLogger(__name__)
 
-TRAINING_LOG_JSON = "training_log.json"
-TRAINING_LOG_TEXT = "training.log"
-PROGRESS_PLOT = "progress.png"
 
 
 class Callback:
@@ -102,7 +107,7 @@ class TrainingLog(Callback):
 
     def _append_text(self, line: str) -> None:
         if self.write:
-            with open(self.folder / TRAINING_LOG_TEXT, "a", encoding="utf-8") as f:
+            with open(self.folder / TRAINING_TEXT_LOG_FILE, "a", encoding="utf-8") as f:
                 f.write(line + "\n")
 
     def on_train_start(self, trainer: Trainer) -> None:
@@ -119,7 +124,7 @@ class TrainingLog(Callback):
     def on_epoch_end(self, trainer: Trainer, record: Mapping[str, Any]) -> None:
         if not self.write:
             return
-        write_json(self.folder / TRAINING_LOG_JSON, {**self.header, "epochs": trainer.state.log})
+        write_json(self.folder / TRAINING_LOG_FILE, {**self.header, "epochs": trainer.state.log})
         dice = record.get("dice_per_label") or {}
         dice_text = " ".join(f"{label}={value:.4f}" for label, value in dice.items())
         val_loss = record.get("val_loss")
@@ -202,112 +207,9 @@ class ProgressPlot(Callback):
             from autounet.trainers.progress_plot import plot_progress
 
             try:
-                plot_progress(trainer.state.log, self.folder / PROGRESS_PLOT)
+                plot_progress(trainer.state.log, self.folder / PROGRESS_PLOT_FILE)
             except Exception as err:  # a plot must never stop a training run
-                logger.warning("could not draw %s: %s", PROGRESS_PLOT, err)
-
-
-class FitToBudget(Callback):
-    """Fit the schedule's total iterations to a wall-clock budget, from the measured speed of this run.
-
-    After ``warmup`` iterations (the first steps are slow while kernels are chosen) it times ``measure`` iterations
-    and sets ``trainer.state.total_iterations`` with :func:`~autounet.trainers.budget.fit_iterations_to_budget`.
-    It re-fits every ``refit_seconds`` from the speed since the previous fit, so a machine that gets slower or faster
-    still ends on time, and adds each iteration's share of the per-epoch work (validation batches, checkpoints,
-    plot) as measured in the last epoch. When even one more iteration would overrun, it stops the run. The poly
-    schedule always runs over the current total.
-
-    Parameters
-    ----------
-    budget_seconds : float
-        Budget of the whole fold (``trainer.state.elapsed_seconds`` counts setup and earlier sessions).
-    reserve_seconds : callable returning float, or float
-        Time to keep for the work after training (final validation); a callable is called once, after the warm-up.
-    """
-
-    def __init__(
-        self, budget_seconds: float, reserve_seconds: Any, warmup: int = 3, measure: int = 10, refit_seconds: float = 60.0
-    ) -> None:
-        self.budget_seconds = budget_seconds
-        self._reserve_source = reserve_seconds
-        self.reserve: float | None = None
-        self.warmup = warmup
-        self.measure = measure
-        self.refit_seconds = refit_seconds
-        self._start_iteration = 0
-        self._window: tuple[int, float] | None = None
-        self._rate: float | None = None  # seconds per training iteration, recent
-        self._epoch_overhead: float | None = None  # seconds of per-epoch work (validation, checkpoints) per epoch
-        self._last_iteration_end = 0.0
-
-    def _overhead_per_iteration(self, trainer: Trainer) -> float:
-        assert self._rate is not None
-        if self._epoch_overhead is not None:
-            return self._epoch_overhead / trainer.config.iterations_per_epoch
-        # Before the first epoch ends: validation batches run forward only, about a third of a step each.
-        return self._rate * trainer.config.validation_iterations / (3 * trainer.config.iterations_per_epoch)
-
-    def _fit(self, trainer: Trainer, report: bool) -> None:
-        from autounet.trainers.budget import fit_iterations_to_budget
-        from autounet.trainers.distributed import broadcast_from_writer
-
-        if self.reserve is None:
-            self.reserve = float(self._reserve_source() if callable(self._reserve_source) else self._reserve_source)
-        assert self._rate is not None
-        per_iteration = self._rate + self._overhead_per_iteration(trainer)
-        # The epoch in progress still has its validation to run once training stops.
-        pending = self._epoch_overhead if self._epoch_overhead is not None else self._rate * trainer.config.validation_iterations / 3
-        total = fit_iterations_to_budget(
-            self.budget_seconds,
-            trainer.state.elapsed_seconds,
-            per_iteration,
-            self.reserve + pending,
-            trainer.state.iteration,
-            trainer.max_iterations,
-        )
-        # Every rank of a multi-GPU run must run the same number of iterations: rank 0 decides.
-        total = broadcast_from_writer(total)
-        if report and total != trainer.state.total_iterations:
-            logger.info(
-                "budget %.0f s: %.3f s per iteration (%.3f s of it per-epoch work), %.0f s reserved -> %d iterations",
-                self.budget_seconds, per_iteration, per_iteration - self._rate, self.reserve + pending, total,
-            )
-        trainer.state.total_iterations = total
-        if total <= trainer.state.iteration:
-            trainer.request_stop(f"wall-clock budget of {self.budget_seconds:.0f} s reached")
-
-    def on_train_start(self, trainer: Trainer) -> None:
-        self._start_iteration = trainer.state.iteration
-        self._window = None
-
-    def on_epoch_start(self, trainer: Trainer) -> None:
-        # Time spent between epochs (validation, checkpoints, plot) must not count as iteration time.
-        if self._window is not None:
-            self._window = (trainer.state.iteration, trainer.state.elapsed_seconds)
-
-    def on_iteration_end(self, trainer: Trainer, loss: float) -> None:
-        self._last_iteration_end = time.monotonic()
-        done = trainer.state.iteration - self._start_iteration
-        now = trainer.state.elapsed_seconds
-        if done == self.warmup:
-            self._window = (trainer.state.iteration, now)
-            return
-        if self._window is None:
-            return
-        iterations, seconds = trainer.state.iteration - self._window[0], now - self._window[1]
-        first_fit = self._rate is None and iterations >= self.measure
-        refit = first_fit or (self._rate is not None and seconds >= self.refit_seconds and iterations >= 2)
-        if refit:
-            self._rate = seconds / iterations
-            self._window = (trainer.state.iteration, now)
-        if self._rate is not None:
-            # Every iteration: stops the run as soon as one more iteration would not fit any more.
-            self._fit(trainer, report=refit)
-
-    def on_epoch_end(self, trainer: Trainer, record: Mapping[str, Any]) -> None:
-        # Runs after the checkpoint, log and plot callbacks: everything since the last iteration is per-epoch work.
-        if self._last_iteration_end:
-            self._epoch_overhead = time.monotonic() - self._last_iteration_end
+                logger.warning("could not draw %s: %s", PROGRESS_PLOT_FILE, err)
 
 
 class ThreadTuner(Callback):

@@ -29,21 +29,25 @@ from typing import Any
 
 import numpy as np
 
+from autounet.dataset import load_dataset
 from autounet.errors import MissingStageError
+from autounet.io import read_image
 from autounet.jsonio import save_npy
+from autounet.layout import ResultsLayout
+from autounet.parallel import auto_workers, map_with_progress
 from autounet.planners.plans import Plans
+from autounet.preprocessing import preprocess_case
 from autounet.trainers.splits import parse_fold
 
 logger = logging.getLogger(__name__)
-
-PREVIOUS_FOLDER_INFIX = "__from_"
-VALIDATION_FOLDER = "validation"
 
 
 def previous_stage_folder(results_dir: Path, plans: Plans, configuration_name: str) -> Path:
     """``RESULTS/preprocessed/<data identifier>__from_<previous stage>``: where the mapped predictions live."""
     configuration = plans.configuration(configuration_name)
-    return Path(results_dir) / "preprocessed" / f"{configuration.data_identifier}{PREVIOUS_FOLDER_INFIX}{configuration.previous_stage}"
+    return ResultsLayout(results_dir).previous_stage_predictions(
+        configuration.data_identifier or configuration.name, str(configuration.previous_stage)
+    )
 
 
 def previous_predictions(
@@ -56,6 +60,7 @@ def previous_predictions(
     MissingStageError
         Naming the previous-stage folds whose final validation is missing, and the command that makes them.
     """
+    layout = ResultsLayout(results_dir)
     held_out = {case: fold for fold, split in enumerate(splits) for case in split["val"]}
     found: dict[str, Path] = {}
     missing_folds: set[int] = set()
@@ -64,14 +69,14 @@ def previous_predictions(
         if case_id not in held_out:
             not_in_splits.append(case_id)
             continue
-        path = Path(results_dir) / previous_stage / f"fold_{held_out[case_id]}" / VALIDATION_FOLDER / f"{case_id}{ending}"
+        path = layout.validation_prediction(previous_stage, held_out[case_id], case_id, ending)
         if path.is_file():
             found[case_id] = path
         else:
             missing_folds.add(held_out[case_id])
     if not_in_splits:
         raise MissingStageError(
-            f"{Path(results_dir) / 'splits.json'}: cases {', '.join(not_in_splits[:5])} are in no fold's validation "
+            f"{layout.splits}: cases {', '.join(not_in_splits[:5])} are in no fold's validation "
             "set, so the previous stage has no cross-validation prediction of them; use a split whose validation "
             "sets cover every case (or delete splits.json to have it made again)"
         )
@@ -79,7 +84,7 @@ def previous_predictions(
         folds = " ".join(str(f) for f in sorted(missing_folds))
         raise MissingStageError(
             f"the cascade trains on the cross-validation predictions of {previous_stage}, but folds {folds} of "
-            f"{previous_stage} have no final validation in {Path(results_dir) / previous_stage}; train them first: "
+            f"{previous_stage} have no final validation in {layout.configuration(previous_stage)}; train them first: "
             + "; ".join(f'"autounet train {results_dir} {previous_stage} {f}"' for f in sorted(missing_folds))
         )
     return found
@@ -97,10 +102,6 @@ class _MapTask:
 
 def _map_prediction(task: _MapTask) -> str:
     """Preprocess one previous-stage prediction as the label of its image, onto the cascade's grid."""
-    from autounet.dataset import load_dataset
-    from autounet.io import read_image
-    from autounet.preprocessing import preprocess_case
-
     dataset = load_dataset(task.dataset_root)
     case = dataset.case(task.case_id)
     image = dataset.read_images(case)
@@ -151,9 +152,6 @@ def prepare_previous_stage(
     MissingStageError
         When a previous-stage fold has not been trained and validated yet.
     """
-    from autounet.dataset import load_dataset
-    from autounet.parallel import auto_workers, map_with_progress
-
     configuration = plans.configuration(configuration_name)
     if not configuration.previous_stage:
         raise ValueError(f"{configuration_name} has no previous stage; only a cascade stage needs its predictions")

@@ -12,20 +12,21 @@ import torch
 from torch import nn
 
 from autounet.errors import MissingStageError, PlansError
+from autounet.layout import ResultsLayout
 from autounet.losses import LOSSES, DeepSupervisionLoss, create_loss, deep_supervision_scales, deep_supervision_weights
 from autounet.networks import NETWORKS, build_network
+from autounet.planners import plan_configuration
+from autounet.planners.memory import estimate_memory, memory_budget, reference_batch_size
 from autounet.planners.plans import ConfigurationPlan, Plans, load_plans, network_input_channels
+from autounet.preprocessing import open_preprocessed
 from autounet.trainers.config import OUTPUT_BIAS_CHOICES, TrainingConfig
 
 logger = logging.getLogger(__name__)
 
-PLANS_FILE = "plans.json"
-PREPROCESSED_FOLDER = "preprocessed"
-
 
 def read_plans(results_dir: Path) -> Plans:
     """``results_dir/plans.json``, or a message naming the command that makes it."""
-    path = Path(results_dir) / PLANS_FILE
+    path = ResultsLayout(results_dir).plans
     if not path.is_file():
         raise MissingStageError(
             f'no plans in {results_dir}; run "autounet plan DATASET -o {path}" first '
@@ -36,9 +37,7 @@ def read_plans(results_dir: Path) -> Plans:
 
 def open_store(results_dir: Path, configuration: ConfigurationPlan) -> Any:
     """The preprocessed store of ``configuration``, or a message naming the command that makes it."""
-    from autounet.preprocessing import open_preprocessed
-
-    folder = Path(results_dir) / PREPROCESSED_FOLDER / (configuration.data_identifier or configuration.name)
+    folder = ResultsLayout(results_dir).preprocessed(configuration.data_identifier or configuration.name)
     if not folder.is_dir():
         raise MissingStageError(
             f"no preprocessed data for {configuration.name} in {folder}; run "
@@ -83,8 +82,6 @@ def effective_configuration(plans: Plans, name: str, config: TrainingConfig, num
             f"--patch-size has {len(config.patch_size)} values but {name} patches have {configuration.ndim} axes; "
             f"pass {configuration.ndim} values"
         )
-    from autounet.planners import plan_configuration
-
     median = configuration.median_image_size_in_voxels or tuple(float(p) for p in configuration.patch_size)
     result = plan_configuration(
         name,
@@ -119,8 +116,6 @@ def effective_configuration(plans: Plans, name: str, config: TrainingConfig, num
 
 def estimate_configuration_memory(plans: Plans, configuration: ConfigurationPlan) -> float:
     """The planner's activation-memory estimate of one sample of ``configuration``, in its proxy units."""
-    from autounet.planners.memory import estimate_memory
-
     return estimate_memory(
         configuration.network, configuration.patch_size, configuration.features_per_stage, configuration.strides,
         configuration.n_conv_per_stage, configuration.n_conv_per_stage_decoder, plans.num_classes,
@@ -131,8 +126,6 @@ def estimate_configuration_memory(plans: Plans, configuration: ConfigurationPlan
 def estimated_training_memory_gb(plans: Plans, configuration: ConfigurationPlan) -> float:
     """GPU memory of one training step of ``configuration`` by the planner's model, in GB (proxy units scaled by
     the 8 GB calibration, ``autounet.planners.memory``)."""
-    from autounet.planners.memory import memory_budget, reference_batch_size
-
     ndim = configuration.ndim
     per_sample = estimate_configuration_memory(plans, configuration)
     return per_sample * configuration.batch_size / reference_batch_size(ndim) / memory_budget(ndim, 1.0)

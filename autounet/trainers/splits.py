@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
 from autounet.errors import AutounetError
 from autounet.jsonio import read_json, write_json
+from autounet.layout import ResultsLayout
 from autounet.typing import PathType
 
 logger = logging.getLogger(__name__)
@@ -17,7 +17,6 @@ logger = logging.getLogger(__name__)
 #: nnU-Net's ``generate_crossval_split``: ``KFold(n_splits=5, shuffle=True, random_state=12345)`` on sorted ids.
 SPLIT_SEED = 12345
 NUM_FOLDS = 5
-SPLITS_FILE = "splits.json"
 
 Fold = int | str  # 0..k-1 or "all"
 
@@ -83,7 +82,7 @@ def load_or_create_splits(results_dir: PathType, case_ids: Sequence[str], write:
     SplitsError
         When the file is malformed or names cases that are not in the store.
     """
-    path = Path(results_dir) / SPLITS_FILE
+    path = ResultsLayout(results_dir).splits
     if not path.is_file():
         splits = make_splits(case_ids)
         if write:

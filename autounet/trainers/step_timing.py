@@ -1,10 +1,9 @@
-"""Measure training iterations of candidate networks on this device, and plan a configuration for a time budget.
+"""Measure training iterations of candidate networks on this device, for compute-aware planning.
 
-The compute-aware mode: :func:`plan_for_budget` gives the planner's
-:func:`autounet.planners.time_budget.plan_for_time_budget` an :class:`IterationTimer`, which times a few training
-steps of each candidate network (on random data of the patch size) plus the data pipeline; the planner's pure rule
-picks the width and batch that fit the budget. It returns new plans; nothing is written. ``autounet plan --budget``,
-``autounet train DATASET ... --budget`` and ``autounet run --budget`` use it when they make the plans.
+:class:`IterationTimer` times a few training steps of a candidate network (on random data of the patch size) plus
+the data pipeline; :func:`autounet.pipeline.budget.plan_for_budget` gives it to the planner's
+:func:`autounet.planners.time_budget.plan_for_time_budget`, whose pure rule picks the width and batch that fit the
+budget.
 """
 
 from __future__ import annotations
@@ -12,8 +11,6 @@ from __future__ import annotations
 import logging
 import statistics
 import time
-from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -21,13 +18,10 @@ import torch
 
 from autounet.planners.context_slices import expand_channel_indices
 from autounet.planners.plans import ConfigurationPlan, Plans, network_input_channels
-from autounet.planners.time_budget import CANDIDATE_BASE_FEATURES, BudgetChoice, plan_for_time_budget
 from autounet.trainers import components
 from autounet.trainers.config import TrainingConfig
 from autounet.trainers.data.augmentation import plan_augmentation
 from autounet.trainers.data.loader import PatchLoader
-from autounet.trainers.data.pipeline import default_num_workers
-from autounet.trainers.devices import resolve_device, resolve_precision
 from autounet.trainers.trainer import Trainer
 
 logger = logging.getLogger(__name__)
@@ -189,95 +183,3 @@ class IterationTimer:
             list(configuration.features_per_stage), configuration.batch_size, step, batch, seconds,
         )
         return seconds
-
-
-def plan_for_budget(
-    plans: Plans,
-    configuration_name: str,
-    budget_seconds: float,
-    device: str = "auto",
-    precision: str = "auto",
-    num_workers: int | None = None,
-    base_features: Sequence[int] = CANDIDATE_BASE_FEATURES,
-    num_training_cases: int | None = None,
-    config: TrainingConfig | None = None,
-) -> tuple[Plans, BudgetChoice]:
-    """Plans whose ``configuration_name`` trains the network width that fits ``budget_seconds`` on this device.
-
-    Times candidates with an :class:`IterationTimer` and lets
-    :func:`autounet.planners.time_budget.plan_for_time_budget` choose (the rule and what is recorded are
-    documented there and in docs/planning.md, "Compute-aware planning").
-
-    Parameters
-    ----------
-    plans : Plans
-    configuration_name : str
-    budget_seconds : float
-        Wall-clock budget of one fold's training, final validation included.
-    device, precision : str
-        As for training (``"auto"``: the device and precision training will use).
-    num_workers : int, optional
-        Data workers training will use (default: per device).
-    base_features : sequence of int
-        Widths that may be tried.
-    num_training_cases : int, optional
-        Cases a fold trains on; with it the augmentation is scaled to the run's length
-        (:func:`~autounet.planners.time_budget.augmentation_scale_for`), without it augmentation stays nnU-Net's.
-    config : TrainingConfig, optional
-        The training settings (validation batches per epoch).
-
-    Returns
-    -------
-    plans : Plans
-        A copy with the chosen width and batch and, in the configuration's ``training`` entry,
-        ``augmentation_scale`` (read by the trainer), the budget, the measured candidates, the choice and the
-        seconds the measurement took.
-    choice : BudgetChoice
-    """
-    started = time.monotonic()
-    config = config or TrainingConfig()
-    torch_device = resolve_device(device)
-    dtype = resolve_precision(precision, torch_device)
-    workers = num_workers if num_workers is not None else default_num_workers(torch_device.type, _cores())
-    timer = IterationTimer(plans, torch_device, dtype, workers, config)
-    threads = torch.get_num_threads()
-    try:
-        new_plans, choice = plan_for_time_budget(
-            plans, configuration_name, budget_seconds, timer, num_training_cases=num_training_cases,
-            device_name=f"{torch_device} ({str(dtype).replace('torch.', '')})", base_features=base_features,
-        )
-    finally:
-        torch.set_num_threads(threads)
-    configuration = new_plans.configuration(configuration_name)
-    training = {**configuration.training, "budget_measurement_seconds": round(time.monotonic() - started, 1)}
-    changed = configuration.replace(training=training)
-    return replace(new_plans, configurations={**new_plans.configurations, configuration_name: changed}), choice
-
-
-def plan_configurations_for_budget(
-    plans: Plans,
-    budget_seconds: float,
-    configurations: Sequence[str] | None = None,
-    *,
-    device: str = "auto",
-    precision: str = "auto",
-    num_training_cases: int | None = None,
-) -> Plans:
-    """:func:`plan_for_budget` for each of ``configurations`` (default: every trainable planned one).
-
-    ``budget_seconds`` is the budget of one fold of one configuration; the number of training cases per fold
-    scales the augmentation (see :func:`plan_for_budget`).
-    """
-    names = list(configurations) if configurations else list(plans.configurations)
-    for name in names:
-        plans, choice = plan_for_budget(
-            plans, name, budget_seconds, device=device, precision=precision, num_training_cases=num_training_cases
-        )
-        logger.info("%s for %.1f min per fold: %s", name, budget_seconds / 60, choice.reason)
-    return plans
-
-
-def _cores() -> int:
-    from autounet.parallel import default_workers
-
-    return default_workers()

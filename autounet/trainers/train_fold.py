@@ -1,53 +1,45 @@
-"""``train_fold``: train one configuration on one cross-validation fold and validate it, from the results folder."""
+"""``fit_fold``: train one configuration on one cross-validation fold prepared by
+:func:`~autounet.trainers.fold_setup.setup_fold` (the final validation that follows is the pipeline's,
+:func:`autounet.pipeline.train_fold`)."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from autounet.errors import MissingStageError, OutOfMemoryError
+from autounet.errors import OutOfMemoryError
+from autounet.layout import CHECKPOINT_FINAL, CHECKPOINT_LATEST, ResultsLayout
+from autounet.parallel import default_workers
 from autounet.planners.context_slices import expand_channel_indices
 from autounet.planners.plans import PLANS_VERSION, network_input_channels
+from autounet.trained_fold.checkpoint import check_compatible, load_checkpoint
+from autounet.trained_fold.record import OVERRIDE_OPTIONS, FoldRecord, make_fold_record, write_fold_record
 from autounet.trainers import components
 from autounet.trainers.callbacks import (
     Callback,
     Checkpointing,
     EarlyStopping,
-    FitToBudget,
     ProgressBar,
     ProgressPlot,
     ThreadTuner,
     TrainingLog,
 )
-from autounet.trainers.checkpoint import (
-    CHECKPOINT_FINAL,
-    CHECKPOINT_LATEST,
-    check_compatible,
-    load_checkpoint,
-)
-from autounet.trainers.cascade import CascadeSource, cascade_case_ids, prepare_previous_stage, previous_stage_folder
+from autounet.trainers.budget import FitToBudget
 from autounet.trainers.config import TrainingConfig
 from autounet.trainers.data.augmentation import plan_augmentation
-from autounet.trainers.data.loader import CaseSource, PatchLoader
+from autounet.trainers.data.loader import PatchLoader
 from autounet.trainers.data.pipeline import BatchStream, default_num_workers
-from autounet.trainers.devices import resolve_device, resolve_precision
-from autounet.trainers.final_validation import FinalValidation
-from autounet.trainers.distributed import (
-    DistributedContext,
-    context_from_environment,
-    init_process_group,
-    split_batch_size,
-    wrap_network,
-)
-from autounet.trainers.splits import Fold, fold_cases, load_or_create_splits, parse_fold
+from autounet.trainers.distributed import DistributedContext, split_batch_size, wrap_network
+from autounet.trainers.fold_setup import FoldSetup
+from autounet.trainers.splits import Fold
 from autounet.trainers.trainer import Trainer
-from autounet.typing import PathType
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +67,8 @@ class FoldResult:
         Wall time of the fold, all sessions, final validation included.
     validation : dict or None
         Final validation summary: ``{"mean_dice": {label: Dice}, "foreground_mean_dice": float, ...}``.
+    already_trained : bool
+        The fold had finished before (resumed from its final checkpoint): nothing was trained in this call.
     """
 
     fold_dir: Path
@@ -87,73 +81,52 @@ class FoldResult:
     stop_reason: str | None
     elapsed_seconds: float
     validation: dict[str, Any] | None
+    already_trained: bool = False
 
 
-def fold_directory(results_dir: PathType, configuration: str, fold: Fold) -> Path:
-    """``results_dir/<configuration>/fold_<k>`` (``fold_all`` for fold "all")."""
-    return Path(results_dir) / configuration / f"fold_{parse_fold(fold)}"
-
-
-def train_fold(
-    results_dir: PathType,
-    configuration: str,
-    fold: Fold,
+def fit_fold(
+    setup: FoldSetup,
     config: TrainingConfig | None = None,
     *,
     resume: bool = False,
-    dataset: PathType | None = None,
-    source: CaseSource | None = None,
     callbacks: Sequence[Callback] = (),
+    reserve_seconds: Callable[[nn.Module, torch.dtype], float] | None = None,
 ) -> FoldResult:
-    """Train ``configuration`` on fold ``fold`` of the dataset in ``results_dir``, then validate it.
+    """Train the fold of ``setup``: write its record, build network and loss, run the trainer with its callbacks.
+
+    The work after training (the final validation, :func:`autounet.pipeline.train_fold`) is not done here; a budget
+    keeps time for it through ``reserve_seconds``.
 
     Parameters
     ----------
-    results_dir : path
-        The dataset's results folder with ``plans.json`` and ``preprocessed/`` (docs/architecture.md).
-    configuration : str
-        ``2d``, ``3d_fullres``, ``3d_lowres`` or ``3d_cascade_fullres`` (one present in the plans).
-    fold : int or "all"
-        Cross-validation fold (``splits.json`` is created on first use) or ``"all"`` to train on every case.
+    setup : FoldSetup
+        From :func:`setup_fold` with the same ``config``.
     config : TrainingConfig, optional
         Schedule, optimiser, device, precision, budget, overrides; defaults are nnU-Net's.
     resume : bool
         Continue from ``checkpoint_latest.pt`` (same schedule, optimiser state and batches) if there is one.
-    dataset : path, optional
-        Raw dataset folder for the final validation's reference labels (default: the one recorded by
-        preprocessing); without labels the final validation predicts but does not score.
-    source : CaseSource, optional
-        Preprocessed cases in memory instead of ``results_dir/preprocessed`` (tests, notebooks).
     callbacks : sequence of Callback
         Extra callbacks, run after the built-in ones.
+    reserve_seconds : callable, optional
+        ``reserve_seconds(network, dtype) -> seconds`` the work after training will take, timed with the network
+        being trained; with ``config.budget_seconds`` that time is kept free.
 
     Returns
     -------
     FoldResult
+        With ``validation`` None; ``already_trained`` when the fold had finished before (nothing was trained).
 
     Raises
     ------
-    MissingStageError
-        When the plans or the preprocessed data are missing (the message names the command to run).
     CheckpointError
         When ``resume`` finds a checkpoint of another model, or an unsafe or damaged file.
+    OutOfMemoryError
+        When the device runs out of memory (the message says what to lower; checkpoints are kept).
     """
-    started = time.monotonic()
     config = config or TrainingConfig()
-    results_dir, fold, context = Path(results_dir), parse_fold(fold), context_from_environment()
-    plans = components.read_plans(results_dir)
-    if source is None:
-        source = components.open_store(results_dir, plans.configuration(configuration))
-    conf = components.effective_configuration(plans, configuration, config, len(source.case_ids))
-    splits = load_or_create_splits(results_dir, source.case_ids, write=context.is_writer)
-    context.barrier()
-    train_ids, val_ids = fold_cases(splits, fold, source.case_ids)
-    if conf.previous_stage:
-        source = _cascade_source(results_dir, plans, configuration, source, splits, fold, dataset, context, config.progress)
-    fold_dir = fold_directory(results_dir, configuration, fold)
-
-    device = init_process_group(context, resolve_device(config.device))
-    dtype = resolve_precision(config.precision, device)
+    plans, conf, source, context, device, dtype = (setup.plans, setup.configuration, setup.source, setup.context,
+                                                   setup.device, setup.dtype)
+    configuration, fold, fold_dir = setup.configuration_name, setup.fold, setup.fold_dir
     if config.num_threads is not None and device.type == "cpu":
         torch.set_num_threads(config.num_threads)
     torch.manual_seed(config.seed)
@@ -167,14 +140,24 @@ def train_fold(
     metadata["resampling_backend"] = str((getattr(source, "manifest", None) or {}).get("resampling_backend", "auto"))
     checkpoint = _checkpoint_to_resume(fold_dir, resume, metadata, network)
     finished = checkpoint is not None and bool(checkpoint.get("finished"))
+    if context.is_writer and not finished:  # what inference will build the network from (docs/architecture.md)
+        write_fold_record(ResultsLayout(setup.results_dir).fold_record(configuration, fold),
+                          _fold_record(plans, conf, fold, config, metadata, loss_name, dtype))
     network = wrap_network(network, context, device)
 
-    workers = config.num_workers if config.num_workers is not None else default_num_workers(device.type, _cpu_cores())
+    workers = config.num_workers if config.num_workers is not None else default_num_workers(device.type, default_workers())
+    train_ids, val_ids = setup.train_ids, setup.validation_ids
     train_loader, val_loader = _loaders(source, plans, conf, config, train_ids, val_ids, context, checkpoint)
-    final_validation = FinalValidation(plans, conf, source, val_ids, fold_dir, dataset, device, context, config.save_probabilities)
     header = _log_header(conf, config, loss_name, train_ids, val_ids, device, dtype, workers, context)
     header["output_bias"] = _output_bias_description(config.output_bias, plans.class_prior)
-    builtin = _builtin_callbacks(fold_dir, metadata, header, config, context, device, final_validation)
+    trained: list[Trainer] = []  # the reserve is timed with the network being trained, once the trainer exists
+
+    def reserve() -> float:
+        if reserve_seconds is None or not trained or not context.is_writer:
+            return 0.0
+        return reserve_seconds(trained[0].plain_network, dtype)
+
+    builtin = _builtin_callbacks(fold_dir, metadata, header, config, context, device, reserve)
     pin = device.type == "cuda"
     with BatchStream(train_loader, workers, pin) as train_batches, (
         BatchStream(val_loader, min(workers, 1), pin) if val_loader is not None else _nullstream()
@@ -184,27 +167,20 @@ def train_fold(
             components.supervision_scales(conf, config.deep_supervision), [*builtin, *callbacks],
             memory_format=memory_format,
         )
+        trained.append(trainer)
         if checkpoint is not None:
             trainer.load_state_dict(checkpoint)
-        final_validation.bind(trainer.plain_network, dtype)
-        trainer.state.elapsed_seconds += time.monotonic() - started
+        trainer.state.elapsed_seconds += time.monotonic() - setup.started
         if not finished:
             try:
                 trainer.fit()
             except (MemoryError, torch.OutOfMemoryError) as err:
                 raise OutOfMemoryError(_out_of_memory_message(err, plans, conf, configuration, fold, device, fold_dir)) from None
-    session_start = time.monotonic()
-    validation = None
-    if config.final_validation and val_ids:
-        validation = final_validation.existing() if finished else None
-        if validation is None:
-            validation = final_validation.run(trainer.plain_network, dtype, progress=config.progress)
-    context.barrier()
     state = trainer.state
     return FoldResult(
         fold_dir=fold_dir, configuration=configuration, fold=fold, epochs=state.epoch, iterations=state.iteration,
         total_iterations=state.total_iterations, best_ema_dice=state.best_ema_dice, stop_reason=state.stop_reason,
-        elapsed_seconds=state.elapsed_seconds + time.monotonic() - session_start, validation=validation,
+        elapsed_seconds=state.elapsed_seconds, validation=None, already_trained=finished,
     )
 
 
@@ -248,31 +224,15 @@ def _out_of_memory_message(err: BaseException, plans, conf, configuration, fold,
     )
 
 
-def _cascade_source(results_dir, plans, configuration, store, splits, fold, dataset, context, progress) -> CaseSource:
-    """The store with the previous stage's cross-validation predictions as a second label channel (made first)."""
-    root = dataset if dataset is not None else (getattr(store, "manifest", None) or {}).get("dataset")
-    if root is None or not Path(root).is_dir():
-        raise MissingStageError(
-            f"training {configuration} needs the raw dataset to map the {plans.configuration(configuration).previous_stage} "
-            f"predictions onto its grid, and {root} is not a folder; pass the dataset folder (autounet train DATASET ...)"
-        )
-    if context.is_writer:
-        prepare_previous_stage(
-            results_dir, plans, configuration, splits, cascade_case_ids(splits, fold, store.case_ids), Path(root),
-            workers=None, progress=progress,
-        )
-    context.barrier()
-    return CascadeSource(store, previous_stage_folder(results_dir, plans, configuration))
-
-
 def augmentation_scale(config: TrainingConfig, configuration: Any) -> float:
     """The run's augmentation scale: the config's, else the plans' (compute-aware plans), else 1."""
     if config.augmentation_scale is not None:
         return float(config.augmentation_scale)
-    return float(configuration.training.get("augmentation_scale", 1.0))
+    planned = configuration.training.augmentation_scale
+    return float(planned) if planned is not None else 1.0
 
 
-def _builtin_callbacks(fold_dir, metadata, header, config, context, device, final_validation) -> list[Callback]:
+def _builtin_callbacks(fold_dir, metadata, header, config, context, device, reserve) -> list[Callback]:
     """Checkpoints, logs, plot, progress bar, and (when asked for) early stopping, budget and thread tuning."""
     callbacks: list[Callback] = [
         Checkpointing(fold_dir, metadata, config.checkpoint_every_seconds, write=context.is_writer),
@@ -283,7 +243,7 @@ def _builtin_callbacks(fold_dir, metadata, header, config, context, device, fina
     if config.early_stopping_patience is not None:
         callbacks.append(EarlyStopping(config.early_stopping_patience))
     if config.budget_seconds is not None:
-        callbacks.append(FitToBudget(config.budget_seconds, final_validation.estimate_seconds))
+        callbacks.append(FitToBudget(config.budget_seconds, reserve))
     if device.type == "cpu" and config.num_threads is None and torch.get_num_threads() > 1:
         callbacks.append(ThreadTuner((torch.get_num_threads(), 1)))
     return callbacks
@@ -295,12 +255,6 @@ class _nullstream:
 
     def __exit__(self, *exc: Any) -> None:
         return None
-
-
-def _cpu_cores() -> int:
-    from autounet.parallel import default_workers
-
-    return default_workers()
 
 
 def _mask_channels(configuration: Any) -> tuple[int, ...]:
@@ -331,6 +285,16 @@ def _checkpoint_metadata(plans, conf, configuration, fold, config, loss_name) ->
         "loss": loss_name,
         "training_config": config.to_dict(),
     }
+
+
+def _fold_record(plans, conf, fold, config: TrainingConfig, metadata, loss_name: str, dtype: torch.dtype) -> FoldRecord:
+    """The fold record: the effective configuration, the overrides that made it and the inference settings."""
+    return make_fold_record(
+        plans, conf, fold, {key: getattr(config, key) for key in OVERRIDE_OPTIONS},
+        resampling_backend=metadata["resampling_backend"],
+        training={"loss": loss_name, "precision": str(dtype).replace("torch.", ""),
+                  "deep_supervision": config.deep_supervision},
+    )
 
 
 def _checkpoint_to_resume(fold_dir: Path, resume: bool, metadata: dict[str, Any], network) -> dict[str, Any] | None:

@@ -14,10 +14,10 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from autounet.devices import autocast, make_grad_scaler
 from autounet.losses import downsample_target
 from autounet.trainers.callbacks import Callback
 from autounet.trainers.config import TrainingConfig
-from autounet.trainers.devices import autocast, make_grad_scaler
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from autounet.io import Geometry, write_image
 from autounet.jsonio import write_json
 from autounet.networks import build_network
 from autounet.planners.plans import PLANS_VERSION, ChannelNormalization, ConfigurationPlan, Plans
-from autounet.trainers.checkpoint import save_checkpoint
+from autounet.trained_fold.checkpoint import save_checkpoint
 
 LABELS = {"background": 0, "organ": 1, "lesion": 2}
 

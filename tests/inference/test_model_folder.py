@@ -13,7 +13,7 @@ from autounet.errors import MissingStageError, PlansError
 from autounet.inference import Predictor
 from autounet.inference.model_folder import load_trained_fold, trained_folds
 from autounet.planners.plans import load_plans
-from autounet.trainers.checkpoint import CheckpointError
+from autounet.trained_fold.checkpoint import CheckpointError
 
 from .conftest import tiny_configuration, tiny_plans, write_checkpoint
 

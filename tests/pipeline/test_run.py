@@ -74,7 +74,7 @@ def test_cli_run_reports_the_missing_dataset(tmp_path, capsys):
 def test_a_cascade_is_only_trained_with_all_five_folds_of_its_previous_stage():
     from types import SimpleNamespace
 
-    from autounet.pipeline.run import _without_unfed_cascades
+    from autounet.pipeline.prepare import without_unfed_cascades as _without_unfed_cascades
 
     previous = {"3d_fullres": None, "3d_cascade_fullres": "3d_lowres"}
     plans = SimpleNamespace(configuration=lambda name: SimpleNamespace(previous_stage=previous[name]))

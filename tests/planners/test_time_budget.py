@@ -31,7 +31,7 @@ def test_a_long_budget_keeps_the_planned_width(plans):
     conf = new.configuration("3d_fullres")
     assert conf.features_per_stage == planned.features_per_stage and conf.batch_size == planned.batch_size
     assert choice.iterations >= TARGET_ITERATIONS
-    assert conf.training["budget_iterations"] == choice.iterations
+    assert conf.training.budget_iterations == choice.iterations
 
 
 def test_a_short_budget_narrows_the_network_and_records_why(plans):
@@ -41,11 +41,11 @@ def test_a_short_budget_narrows_the_network_and_records_why(plans):
     conf = new.configuration("3d_fullres")
     assert conf.features_per_stage[0] == 16 and conf.features_per_stage[1] == 32
     assert conf.patch_size == planned.patch_size  # the patch is never changed
-    measured = [c["base_features"] for c in conf.training["budget_candidates"]]
+    measured = [c.base_features for c in conf.training.budget_candidates]
     assert measured == [8, 12, 16, 24]  # narrowest first, stops at the first that cannot reach the target
-    assert 0 < conf.training["augmentation_scale"] < 1
+    assert 0 < conf.training.augmentation_scale < 1
     assert "compute-aware" in " ".join(new.explanations["3d_fullres"])
-    assert choice.reason in conf.training["budget_choice"]
+    assert choice.reason in conf.training.budget_choice
 
 
 def test_too_short_for_any_width_halves_the_batch(plans):
@@ -55,7 +55,7 @@ def test_too_short_for_any_width_halves_the_batch(plans):
     conf = new.configuration("3d_fullres")
     assert conf.features_per_stage[0] == 8 and conf.batch_size < planned.batch_size
     assert "no candidate reaches" in choice.reason
-    assert "augmentation_scale" not in conf.training  # without the case count augmentation stays nnU-Net's
+    assert conf.training.augmentation_scale is None  # without the case count augmentation stays nnU-Net's
 
 
 def test_the_plans_survive_a_json_round_trip(plans, tmp_path):
@@ -78,6 +78,6 @@ def test_cli_plan_with_a_budget_measures_on_this_machine(tmp_path, capsys):
             "--budget", "2m", "--device", "cpu"]
     assert main(argv) == 0
     conf = load_plans(out).configuration("3d_fullres")
-    assert conf.training["budget_seconds"] == 120 and conf.training["budget_candidates"]
-    assert all(c["seconds_per_iteration"] > 0 for c in conf.training["budget_candidates"])
+    assert conf.training.budget_seconds == 120 and conf.training.budget_candidates
+    assert all(c.seconds_per_iteration > 0 for c in conf.training.budget_candidates)
     assert "iterations" in capsys.readouterr().out

@@ -50,7 +50,8 @@ def trained_3d(tmp_path_factory) -> Path:
     """
     from autounet.inference.find_best import find_best
     from autounet.preprocessing import preprocess_dataset
-    from autounet.trainers import TrainingConfig, train_fold
+    from autounet.pipeline import train_fold
+    from autounet.trainers import TrainingConfig
 
     folder = tmp_path_factory.mktemp("report_3d")
     spec = DemoSpec(kind="3d", num_cases=15, shape=(20, 24, 24), seed=7)

@@ -108,7 +108,8 @@ def run_distributed_rank(rank: int, world_size: int, port: int, results: str, ou
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size),
                       LOCAL_RANK=str(rank))
-    from autounet.trainers import FitToBudget, train_fold
+    from autounet.pipeline import train_fold
+    from autounet.trainers import FitToBudget
 
     # A budget callback that fits early, so the ranks must agree on the schedule (rank 0 broadcasts it).
     budget = FitToBudget(600.0, 0.0, warmup=1, measure=2, refit_seconds=0.0)

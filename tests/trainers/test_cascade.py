@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from autounet.errors import MissingStageError
-from autounet.trainers import train_fold
+from autounet.pipeline import train_fold
 from autounet.trainers.data.cascade_transforms import (
     PreviousStageToOneHot,
     RandomMorphology,

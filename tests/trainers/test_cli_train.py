@@ -87,7 +87,7 @@ def test_hippocampus_end_to_end(hippocampus_dir, tmp_path, capsys):
 def test_loss_decreases_on_real_hippocampus_cases(hippocampus_dir, tmp_path):
     """A tiny network (4-16 features) on 8 real cases: the training loss falls every epoch, and starting the output
     bias at the class prior (the default) keeps it below nnU-Net's zero bias at every epoch of the same seed."""
-    from autounet.trainers import train_fold
+    from autounet.pipeline import train_fold
 
     from .helpers import quick_config
 

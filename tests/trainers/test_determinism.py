@@ -16,7 +16,7 @@ from autounet.dataset import load_dataset
 from autounet.fingerprint import compute_fingerprint
 from autounet.planners import plan_experiment
 from autounet.preprocessing import open_preprocessed, preprocess_dataset
-from autounet.trainers import train_fold
+from autounet.pipeline import train_fold
 from autounet.trainers.splits import load_or_create_splits
 
 from dataset import corrupt  # tests/dataset/corrupt.py (tests/ is on sys.path)

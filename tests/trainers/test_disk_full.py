@@ -9,7 +9,7 @@ from collections import namedtuple
 
 from autounet import jsonio
 from autounet.cli import main
-from autounet.trainers import checkpoint as checkpoint_module
+from autounet.trained_fold import checkpoint as checkpoint_module
 from autounet.trainers import load_checkpoint
 
 QUICK = ["--epochs", "2", "--iterations-per-epoch", "1", "--device", "cpu", "--precision", "float32", "--workers", "0",

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from autounet.trainers import CheckpointError, load_checkpoint, train_fold
+from autounet.pipeline import train_fold
+from autounet.trainers import CheckpointError, load_checkpoint
 
 from .helpers import StopAfter, final_weights, interrupt_at, quick_config
 
@@ -52,7 +53,8 @@ _KILLABLE = """
 import sys, time
 sys.path.insert(0, {tests!r})
 from trainers.helpers import quick_config
-from autounet.trainers import Callback, train_fold
+from autounet.pipeline import train_fold
+from autounet.trainers import Callback
 
 class Slow(Callback):
     def on_iteration_end(self, trainer, loss):

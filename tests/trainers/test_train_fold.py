@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from autounet.errors import MissingStageError
-from autounet.trainers import train_fold
+from autounet.pipeline import train_fold
 from .helpers import quick_config
 
 
@@ -62,7 +62,7 @@ def test_2_5d_model_trains_predicts_and_refuses_plans_without_its_context(tiny_d
     from autounet.inference import Predictor
     from autounet.planners import load_plans
     from autounet.trainers import load_checkpoint
-    from autounet.trainers.checkpoint import CheckpointError
+    from autounet.trained_fold.checkpoint import CheckpointError
 
     from .helpers import make_results
 

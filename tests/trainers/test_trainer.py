@@ -10,11 +10,9 @@ import torch
 
 from autounet.errors import PlansError
 from autounet.losses import list_losses
-from autounet.networks import cpu_speed
-from autounet.networks.cpu_speed import cpu_has_native_bfloat16
-from autounet.trainers import TrainingConfig, devices, poly_lr, train_fold
+from autounet.pipeline import train_fold
+from autounet.trainers import TrainingConfig, poly_lr
 from autounet.trainers.budget import fit_iterations_to_budget
-from autounet.trainers.devices import resolve_device, resolve_precision
 
 from .helpers import quick_config
 
@@ -119,35 +117,6 @@ def test_fit_iterations_to_budget():
         fit_iterations_to_budget(100, 0, 0.0, 0, 0, 50)
 
 
-def test_devices_and_precision():
-    cpu = resolve_device("cpu")
-    # bfloat16 only where the CPU has bfloat16 units: elsewhere its convolutions fall back to a slow reference.
-    assert resolve_precision("auto", cpu) == (torch.bfloat16 if cpu_has_native_bfloat16() else torch.float32)
-    assert resolve_precision("float32", cpu) == torch.float32
-    with pytest.raises(ValueError, match="bfloat16 or float32"):
-        resolve_precision("float16", cpu)
-    with pytest.raises(ValueError, match="precision must be"):
-        resolve_precision("half", cpu)
-    if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="CUDA is not available"):
-            resolve_device("cuda")
-    assert resolve_device("auto").type in ("cuda", "mps", "cpu")
-
-
-@pytest.mark.parametrize("native", [True, False])
-def test_auto_precision_on_the_cpu_follows_its_bfloat16_units(monkeypatch, caplog, native):
-    """An AVX2-only CPU has no bfloat16 convolution (PyTorch's fallback is ~15x slower): auto is float32 there."""
-    monkeypatch.setattr(devices, "cpu_has_native_bfloat16", lambda: native)
-    monkeypatch.setattr(cpu_speed, "cpu_has_native_bfloat16", lambda: native)
-    devices._warn_slow_bfloat16.cache_clear()
-    cpu = torch.device("cpu")
-    assert resolve_precision("auto", cpu) == (torch.bfloat16 if native else torch.float32)
-    with caplog.at_level("WARNING", logger="autounet.trainers.devices"):
-        assert resolve_precision("bfloat16", cpu) == torch.bfloat16  # explicit: honoured
-    assert ("no bfloat16 units" in caplog.text) is not native
-    devices._warn_slow_bfloat16.cache_clear()
-
-
 @pytest.mark.parametrize(
     "changes, message",
     [({"epochs": 0}, "epochs"), ({"budget_seconds": -1}, "budget"), ({"early_stopping_patience": 0}, "patience"),
@@ -184,7 +153,7 @@ def test_thread_tuner_picks_the_faster_thread_count(monkeypatch):
 
 
 def test_choose_for_budget_prefers_width_once_iterations_suffice():
-    from autounet.trainers.budget import BudgetCandidate, choose_for_budget
+    from autounet.planners.time_budget import BudgetCandidate, choose_for_budget
 
     measured = [BudgetCandidate(b, 2, (8, 8, 8), s) for b, s in ((32, 2.0), (16, 1.0), (8, 0.5))]
     assert choose_for_budget(measured, 10_000, target_iterations=1000).candidate.base_features == 32
@@ -197,15 +166,15 @@ def test_choose_for_budget_prefers_width_once_iterations_suffice():
 
 def test_plan_for_budget_records_the_choice(tiny_results):
     from autounet.planners import load_plans
-    from autounet.trainers.step_timing import plan_for_budget
+    from autounet.pipeline.budget import plan_for_budget
 
     plans = load_plans(tiny_results / "plans.json")
     new_plans, choice = plan_for_budget(plans, "3d_fullres", 60, device="cpu", precision="float32", base_features=(4, 8))
     configuration = new_plans.configuration("3d_fullres")
     assert configuration.features_per_stage[0] == choice.candidate.base_features
-    assert configuration.training["budget_seconds"] == 60 and configuration.training["budget_candidates"]
+    assert configuration.training.budget_seconds == 60 and configuration.training.budget_candidates
     assert any("compute-aware" in line for line in new_plans.explanations["3d_fullres"])
-    assert plans.configuration("3d_fullres").training == {}  # the input is not changed
+    assert plans.configuration("3d_fullres").training.to_dict() == {}  # the input is not changed
 
 
 def test_another_family_gets_a_patch_and_batch_that_fit_its_memory(tiny_results):

@@ -19,10 +19,6 @@ from autounet.errors import AutounetError
 from autounet.jsonio import atomic_path
 from autounet.typing import PathType
 
-CHECKPOINT_LATEST = "checkpoint_latest.pt"
-CHECKPOINT_BEST = "checkpoint_best.pt"
-CHECKPOINT_FINAL = "checkpoint_final.pt"
-
 #: Keys every autounet checkpoint has.
 REQUIRED_KEYS = ("network_weights", "epoch", "iteration", "configuration", "plans_version", "network")
 

@@ -1,4 +1,5 @@
-"""Choose the device and the mixed-precision mode of a run, and give the matching autocast and gradient scaler."""
+"""Choose the device and the mixed-precision mode of a run (training and inference), and give the matching autocast
+and gradient scaler."""
 
 from __future__ import annotations
 
