@@ -285,7 +285,7 @@ class Plans:
             raise PlansError(f"plans file lacks the key {err.args[0]!r}; re-run \"autounet plan\"") from None
 
     def save(self, path: PathType) -> None:
-        write_json(path, self.to_dict())
+        write_json(path, self.to_dict(), durable=True)  # fsync'ed: hours of training depend on it
 
 
 def network_input_channels(plans: Plans, configuration: ConfigurationPlan) -> int:

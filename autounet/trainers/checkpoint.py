@@ -32,9 +32,10 @@ class CheckpointError(AutounetError, ValueError):
 
 
 def save_checkpoint(path: PathType, checkpoint: Mapping[str, Any]) -> Path:
-    """Write ``checkpoint`` to ``path`` atomically (a killed run leaves the previous file intact)."""
+    """Write ``checkpoint`` to ``path`` atomically and durably (a killed run or a power loss leaves the previous file
+    intact, never an empty one)."""
     path = Path(path)
-    with atomic_path(path, expected_bytes=_tensor_bytes(checkpoint)) as tmp:
+    with atomic_path(path, expected_bytes=_tensor_bytes(checkpoint), durable=True) as tmp:
         torch.save(dict(checkpoint), tmp)
     return path
 
