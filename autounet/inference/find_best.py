@@ -24,7 +24,9 @@ from autounet.inference.postprocessing import POSTPROCESSING_FILE, determine_pos
 from autounet.io import read_image
 from autounet.io.formats import file_extension
 from autounet.jsonio import read_json, write_json
+from autounet.model_manifest import record_model_manifest
 from autounet.planners.plans import Plans
+from autounet.safe_names import child_path
 from autounet.typing import PathType
 
 logger = logging.getLogger(__name__)
@@ -118,7 +120,7 @@ def find_postprocessing_file(model_dir: PathType, configurations: Sequence[str])
     if (model_dir / INFERENCE_FILE).is_file():
         recorded = read_inference_json(model_dir)
         if sorted(recorded["configurations"]) == wanted and recorded.get("postprocessing"):
-            path = model_dir / str(recorded["postprocessing"])
+            path = child_path(model_dir, recorded["postprocessing"], "postprocessing file", model_dir / INFERENCE_FILE)
             if path.is_file():
                 return path
     folder = model_dir / wanted[0] / CROSSVAL_FOLDER if len(wanted) == 1 else model_dir / ENSEMBLES_FOLDER / ensemble_name(wanted)
@@ -267,6 +269,8 @@ def find_best(
     }
     write_json(results_dir / INFERENCE_FILE, _finite_or_none(data))
     outcome.inference_file = results_dir / INFERENCE_FILE
+    record_model_manifest(results_dir, updated=(INFERENCE_FILE, POSTPROCESSING_FILE, "ensembles/",
+                                                *(f"{name}/crossval/" for name in plans.configurations)))
     return outcome
 
 

@@ -22,6 +22,7 @@ from typing import Any, Iterator, Literal
 
 import numpy as np
 
+from autounet import locks
 from autounet.errors import AutounetError, MissingStageError
 from autounet.jsonio import read_json, save_npy, save_npz, write_json
 from autounet.preprocessing.properties import CaseProperties
@@ -30,7 +31,6 @@ from autounet.typing import PathType
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
-LOCK_NAME = ".lock"
 #: Version of the store layout; readers refuse newer ones.
 STORE_FORMAT_VERSION = 1
 
@@ -99,24 +99,9 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
 
 @contextmanager
 def folder_lock(folder: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``folder`` while writing; a second writer fails at once instead of mixing files.
-
-    The operating system releases the lock when the process ends, even when it is killed.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # Windows has no flock: concurrent runs on one folder are not detected there
-        yield
-        return
-    with open(folder / LOCK_NAME, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise AutounetError(
-                f"{folder}: another \"autounet preprocess\" is writing here; wait for it to finish "
-                "or choose another output folder"
-            ) from None
+    """Hold the write lock of ``folder`` (:func:`autounet.locks.folder_lock`): a second writer fails at once, told who
+    holds it, instead of mixing files; the operating system releases the lock even when the holder is killed."""
+    with locks.folder_lock(folder, "autounet preprocess"):
         yield
 
 

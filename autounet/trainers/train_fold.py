@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ from typing import Any
 import torch
 
 from autounet.errors import MissingStageError, OutOfMemoryError
+from autounet.locks import folder_lock
+from autounet.model_manifest import MODEL_TOP_FILES, record_model_manifest
 from autounet.planners.context_slices import expand_channel_indices
 from autounet.planners.plans import PLANS_VERSION, network_input_channels
 from autounet.trainers import components
@@ -137,7 +140,32 @@ def train_fold(
         When the plans or the preprocessed data are missing (the message names the command to run).
     CheckpointError
         When ``resume`` finds a checkpoint of another model, or an unsafe or damaged file.
+    FolderLockedError
+        When another run is training this fold (the message names it: command, pid, host, start time).
     """
+    context = context_from_environment()
+    fold_dir = fold_directory(results_dir, configuration, fold)
+    lock = folder_lock(fold_dir, f"autounet train {configuration} fold {parse_fold(fold)}") if context.is_writer else nullcontext()
+    with lock:  # one writer per fold folder: a second run of the same fold stops at once, told who holds it
+        result = _train_fold(results_dir, configuration, fold, config, resume=resume, dataset=dataset, source=source,
+                             callbacks=callbacks)
+    if context.is_writer:  # sha256 of the model's files (this fold's anew), checked by "autounet predict"
+        record_model_manifest(results_dir, updated=(*MODEL_TOP_FILES, f"{configuration}/{fold_dir.name}/"))
+    return result
+
+
+def _train_fold(
+    results_dir: PathType,
+    configuration: str,
+    fold: Fold,
+    config: TrainingConfig | None = None,
+    *,
+    resume: bool = False,
+    dataset: PathType | None = None,
+    source: CaseSource | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> FoldResult:
+    """:func:`train_fold` while holding the fold folder's lock."""
     started = time.monotonic()
     config = config or TrainingConfig()
     results_dir, fold, context = Path(results_dir), parse_fold(fold), context_from_environment()
