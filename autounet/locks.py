@@ -136,7 +136,8 @@ def folder_lock(folder: PathType, command: str, wait_seconds: float = 0.0, lock_
     'autounet predict'
     """
     folder = Path(folder)
-    created = not folder.exists()
+    created = [folder, *(parent for parent in folder.parents)]
+    created = created[: next((i for i, p in enumerate(created) if p.exists()), len(created))]
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / lock_name
     key = (os.path.abspath(path), threading.get_ident())
@@ -160,11 +161,11 @@ def folder_lock(folder: PathType, command: str, wait_seconds: float = 0.0, lock_
         with _held_guard:
             del _held[key]
         release()
-        if created:
+        for made in created:  # the folders the lock made, deepest first, as long as the run left them empty
             try:
-                folder.rmdir()  # only when the run wrote nothing (the lock made the folder)
+                made.rmdir()
             except OSError:
-                pass
+                break
 
 
 def _acquire(path: Path, me: LockHolder, wait_seconds: float):
