@@ -104,7 +104,8 @@ def load_trained_fold(
             f"{path}: no such checkpoint; trained folds of {configuration} with checkpoint_{checkpoint}.pt: {listed}. "
             "Pass the folds that exist (-f) or train the missing ones"
         )
-    state = load_checkpoint(path, map_location="cpu")
+    state = load_checkpoint(path, map_location="cpu",
+                            expected_parameters=lambda layout: planned_parameter_count(plans, plan, layout.texts.get("network")))
     recorded = state.get("training_config")
     overrides: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
     # The trainer may override the plans' network family or patch size; the checkpoint records what it used.
@@ -137,6 +138,32 @@ def load_trained_fold(
         )
     return TrainedFold(configuration, fold, path, network, _mirror_axes(state, plan), patch_size, plan.context_slices,
                        backend)
+
+
+def planned_parameter_count(plans: Plans, plan: ConfigurationPlan, network: str | None = None) -> int | None:
+    """Parameters and buffers of the network ``plan`` describes, counted without allocating it (meta device).
+
+    Parameters
+    ----------
+    plans : Plans
+        The model's plans (channels, classes).
+    plan : ConfigurationPlan
+        The configuration.
+    network : str, optional
+        The network family a checkpoint names (a trainer override), instead of the plan's.
+
+    Returns
+    -------
+    int or None
+        None when the network cannot be built from the plans (the checkpoint's own record decides then).
+    """
+    try:
+        with torch.device("meta"):
+            module = build_network({**plan.to_dict(), "network": network or plan.network},
+                                   network_input_channels(plans, plan), plans.num_classes, deep_supervision=True)
+        return sum(tensor.numel() for tensor in module.state_dict().values())
+    except Exception:  # an unusual plug-in may not build on the meta device; the bound is a courtesy
+        return None
 
 
 def load_trained_folds(
