@@ -12,7 +12,7 @@ import numpy as np
 
 from autounet.dataset.check_case import CaseResult, CaseTask, check_case
 from autounet.dataset.check_report import CheckReport, Problem
-from autounet.dataset.dataset import Case, Dataset, load_dataset
+from autounet.dataset.dataset import SAFE_PUNCTUATION, Case, Dataset, case_id_problems, load_dataset
 from autounet.errors import DatasetError
 from autounet.parallel import auto_workers, map_with_progress
 from autounet.typing import PathType
@@ -57,11 +57,10 @@ def check_dataset(root: PathType, workers: int | None = None, progress: bool = T
     root = Path(root)
     report = CheckReport(root)
     try:
-        dataset = load_dataset(root)
+        dataset = load_dataset(root, check_names=False)  # unusable case ids are reported below, each with its fix
     except (DatasetError, KeyError, TypeError) as err:
         report.problems.append(Problem(
-            "error", None, (str(root / "dataset.json"),), str(err),
-            "fix dataset.json (see docs/dataset_format.md), then run the check again", "dataset_json",
+            "error", None, (str(root / "dataset.json"),), str(err), _dataset_json_fix(root), "dataset_json",
         ))
         return report
     listing = _list_files(dataset)
@@ -72,6 +71,8 @@ def check_dataset(root: PathType, workers: int | None = None, progress: bool = T
         check_case, tasks, workers=auto_workers(total_bytes, workers), progress=progress, description="check"
     )
     by_case: dict[str | None, list[Problem]] = {None: _dataset_problems(dataset) + listing.pop(None, [])}
+    for case_id, problem in case_id_problems(dataset):
+        by_case.setdefault(case_id, []).append(_case_id_problem(dataset, case_id, problem))
     for case, _ in _all_cases(dataset):
         by_case.setdefault(case.case_id, []).extend(listing.pop(case.case_id, []))
     for result in results:
@@ -83,6 +84,33 @@ def check_dataset(root: PathType, workers: int | None = None, progress: bool = T
     report.problems = [p for problems in by_case.values() for p in problems]
     report.summary = _summary(dataset, results)
     return report
+
+
+def _dataset_json_fix(root: Path) -> str:
+    """What to do when the dataset cannot be opened at all."""
+    if not root.is_dir():
+        return f"check the path: {root} does not exist; pass the dataset folder (the one holding dataset.json)"
+    if not (root / "dataset.json").is_file():
+        return ('write dataset.json (see docs/dataset_format.md), or for a folder of images and masks run '
+                '"autounet import"')
+    return "fix dataset.json (see docs/dataset_format.md), then run the check again"
+
+
+def _case_id_problem(dataset: Dataset, case_id: str, problem: str) -> Problem:
+    """A case id that cannot be a file name (it names preprocessed arrays and predictions), or a repeated one."""
+    json_path = dataset.root / "dataset.json"
+    if problem.startswith("appears"):
+        return _problem(
+            "error", case_id, [json_path], f"case {case_id!r} {problem}: one of them would overwrite the other's "
+            "files and it would count twice in the splits",
+            "remove the duplicate entry from dataset.json, or rename one of the cases", "duplicate_case",
+        )
+    return _problem(
+        "error", case_id, [json_path], f"case id {case_id!r} {problem}, so it cannot be used as a file name (the "
+        "preprocessed arrays and predictions are named after it; a path there would write outside the output folder)",
+        f"rename the case (its dataset.json entry or its files) to letters, digits and {SAFE_PUNCTUATION}, without "
+        'path separators or ".."', "unsafe_case_id",
+    )
 
 
 def _all_cases(dataset: Dataset) -> list[tuple[Case, bool]]:

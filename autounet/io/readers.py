@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import logging
 import os
+import re
 import zlib
 from pathlib import Path
 
@@ -239,6 +240,14 @@ def _read_flat_image(path: Path) -> Image:
     try:
         with PILImage.open(path) as pil:
             frames = [_pil_frame_to_array(pil, i) for i in range(getattr(pil, "n_frames", 1))]
+    except PILImage.DecompressionBombError as err:
+        sizes = re.findall(r"\((\d+) pixels\)", str(err))
+        found = f" has {int(sizes[0]):,} pixels," if sizes else " is"
+        limit = int(sizes[1]) if len(sizes) > 1 else 2 * (PILImage.MAX_IMAGE_PIXELS or 0)
+        raise ImageReadError(
+            f"{path}{found} above the decompression-bomb limit of {limit:,} pixels that protects against crafted "
+            "files (Pillow's); if the image is genuine, cut it into smaller tiles or downsample it and use those"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise ImageReadError(f"{path}: cannot be read ({err}); {_CORRUPT_HINT}") from None
     if path.suffix.lower() == ".gif":

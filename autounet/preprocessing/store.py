@@ -26,6 +26,7 @@ from autounet import locks
 from autounet.errors import AutounetError, MissingStageError
 from autounet.jsonio import read_json, save_npy, save_npz, write_json
 from autounet.preprocessing.properties import CaseProperties
+from autounet.safe_names import UnsafeNameError, checked_name, name_problem
 from autounet.typing import PathType
 
 logger = logging.getLogger(__name__)
@@ -36,7 +37,14 @@ STORE_FORMAT_VERSION = 1
 
 
 def case_files(folder: Path, case_id: str) -> dict[str, Path]:
-    """Paths of one case's files, by role: ``data``, ``seg``, ``foreground``, ``properties``."""
+    """Paths of one case's files, by role: ``data``, ``seg``, ``foreground``, ``properties``.
+
+    Raises
+    ------
+    UnsafeNameError
+        If ``case_id`` cannot be a file name (it would point outside ``folder``).
+    """
+    checked_name(case_id, "case id")
     return {
         "data": folder / f"{case_id}.npy",
         "seg": folder / f"{case_id}_seg.npy",
@@ -90,7 +98,16 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
     except (ValueError, OSError):
         logger.warning("%s is unreadable; rebuilding it from the case files", path)
         return None
-    return manifest if isinstance(manifest, dict) and isinstance(manifest.get("cases"), dict) else None
+    if not (isinstance(manifest, dict) and isinstance(manifest.get("cases"), dict)):
+        return None
+    unsafe = [(case_id, name_problem(case_id)) for case_id in manifest["cases"] if name_problem(case_id) is not None]
+    if unsafe:
+        listed = "; ".join(f"{case_id!r} {problem}" for case_id, problem in unsafe[:5])
+        raise UnsafeNameError(
+            f"{path} names case(s) that cannot be file names ({listed}); the file was edited or does not come from "
+            f"autounet. Delete {path} (and the folder's files if you do not trust them) and preprocess again"
+        )
+    return manifest
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:

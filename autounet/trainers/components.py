@@ -15,6 +15,7 @@ from autounet.errors import MissingStageError, PlansError
 from autounet.losses import LOSSES, DeepSupervisionLoss, create_loss, deep_supervision_scales, deep_supervision_weights
 from autounet.networks import NETWORKS, build_network
 from autounet.planners.plans import ConfigurationPlan, Plans, load_plans, network_input_channels
+from autounet.safe_names import child_path
 from autounet.trainers.config import OUTPUT_BIAS_CHOICES, TrainingConfig
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,8 @@ def open_store(results_dir: Path, configuration: ConfigurationPlan) -> Any:
     """The preprocessed store of ``configuration``, or a message naming the command that makes it."""
     from autounet.preprocessing import open_preprocessed
 
-    folder = Path(results_dir) / PREPROCESSED_FOLDER / (configuration.data_identifier or configuration.name)
+    folder = child_path(Path(results_dir) / PREPROCESSED_FOLDER, configuration.data_identifier or configuration.name,
+                        "data_identifier", Path(results_dir) / PLANS_FILE)
     if not folder.is_dir():
         raise MissingStageError(
             f"no preprocessed data for {configuration.name} in {folder}; run "

@@ -10,6 +10,7 @@ import numpy as np
 
 from autounet.errors import AutounetError
 from autounet.jsonio import read_json, write_json
+from autounet.safe_names import name_problem
 from autounet.typing import PathType
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,11 @@ def load_or_create_splits(results_dir: PathType, case_ids: Sequence[str], write:
             f'{path}: expected a list of {{"train": [...], "val": [...]}} folds; fix the file or delete it to get '
             "the default five-fold split"
         )
+    named = [c for s in splits for c in (*s["train"], *s["val"])]
+    unsafe = sorted({repr(c) for c in named if name_problem(c) is not None})
+    if unsafe:
+        raise SplitsError(f"{path} names case(s) that cannot be file names ({', '.join(unsafe[:5])}); fix the file, "
+                          "or delete it to get the default split")
     known = set(case_ids)
     unknown = sorted({c for s in splits for c in (*s["train"], *s["val"])} - known)
     if unknown:
