@@ -284,3 +284,32 @@ def open_preprocessed(folder: PathType) -> PreprocessedStore:
         )
     return PreprocessedStore(folder, manifest)
 
+
+
+def require_complete(store: PreprocessedStore) -> None:
+    """Refuse a store whose last preprocessing run did not finish (killed, or some cases failed).
+
+    Training on it would freeze the partial case list into ``splits.json`` and leave the missing cases out of every
+    fold for good.
+
+    Parameters
+    ----------
+    store : PreprocessedStore
+        From :func:`open_preprocessed`.
+
+    Raises
+    ------
+    MissingStageError
+        Naming the folder, how many cases are there and the command that completes it.
+    """
+    expected = store.manifest.get("num_training_cases")
+    if store.is_complete and (not isinstance(expected, int) or len(store) >= expected):
+        return
+    dataset = store.manifest.get("dataset") or "DATASET"
+    counted = f"{len(store)} of {expected} cases" if isinstance(expected, int) else f"{len(store)} cases"
+    raise MissingStageError(
+        f"{store.folder}: the preprocessed data is incomplete ({counted}; the last preprocessing was interrupted or "
+        f"some cases failed). Complete it first: \"autounet train {dataset} ...\" preprocesses the missing cases (or "
+        "run \"autounet preprocess\" again and fix the cases it names); training on a partial store would leave the "
+        "missing cases out of every fold"
+    )

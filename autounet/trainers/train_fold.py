@@ -17,6 +17,7 @@ from autounet.locks import folder_lock
 from autounet.model_manifest import MODEL_TOP_FILES, record_model_manifest
 from autounet.planners.context_slices import expand_channel_indices
 from autounet.planners.plans import PLANS_VERSION, network_input_channels
+from autounet.preprocessing.store import require_complete
 from autounet.trainers import components
 from autounet.trainers.callbacks import (
     Callback,
@@ -172,6 +173,7 @@ def _train_fold(
     plans = components.read_plans(results_dir)
     if source is None:
         source = components.open_store(results_dir, plans.configuration(configuration))
+        require_complete(source)  # never split (or train) a partial case list
     conf = components.effective_configuration(plans, configuration, config, len(source.case_ids))
     splits = load_or_create_splits(results_dir, source.case_ids, write=context.is_writer)
     context.barrier()
