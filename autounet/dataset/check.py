@@ -15,6 +15,7 @@ from autounet.dataset.check_report import CheckReport, Problem
 from autounet.dataset.dataset import SAFE_PUNCTUATION, Case, Dataset, case_id_problems, load_dataset
 from autounet.errors import DatasetError
 from autounet.parallel import auto_workers, map_with_progress
+from autounet.plausibility import median_spacing, spacing_outlier
 from autounet.typing import PathType
 
 logger = logging.getLogger(__name__)
@@ -80,6 +81,8 @@ def check_dataset(root: PathType, workers: int | None = None, progress: bool = T
     for case_id, problems in listing.items():  # orphan files named after cases that do not exist
         by_case.setdefault(case_id, []).extend(problems)
     for problem in _dimensionality_problems(results):
+        by_case.setdefault(problem.case_id, []).append(problem)
+    for problem in _spacing_problems(results):
         by_case.setdefault(problem.case_id, []).append(problem)
     report.problems = [p for problems in by_case.values() for p in problems]
     report.summary = _summary(dataset, results)
@@ -286,6 +289,25 @@ def _dimensionality_problems(results: list[CaseResult]) -> list[Problem]:
         )
         for r in results if r.is_2d is odd
     ]
+
+
+def _spacing_problems(results: list[CaseResult]) -> list[Problem]:
+    """Cases whose spacing is off the dataset's median by a unit mix-up (rule: ``spacing_outlier``)."""
+    measured = [r for r in results if r.spacing is not None and all(s > 0 for s in r.spacing)]
+    if len(measured) < 3:
+        return []
+    median = median_spacing([r.spacing for r in measured])
+    problems = []
+    for result in measured:
+        problem = spacing_outlier(result.spacing, median, bool(result.is_2d))
+        if problem is not None:
+            problems.append(_problem(
+                "error", result.case_id, [result.image_file] if result.image_file else [],
+                f"{problem} (the dataset's median): resampled to the median it would be "
+                f"{'shrunk to almost nothing' if 'finer' in problem else 'blown up'}",
+                "check the header's unit (mm expected) and voxel size, or remove the case", "implausible_spacing",
+            ))
+    return problems
 
 
 def _summary(dataset: Dataset, results: list[CaseResult]) -> dict:

@@ -26,6 +26,7 @@ from autounet.fingerprint.schema import FINGERPRINT_VERSION, CaseFingerprint, Fi
 from autounet.io import read_image
 from autounet.jsonio import read_json
 from autounet.parallel import auto_workers, map_with_progress
+from autounet.plausibility import median_spacing, spacing_outlier
 from autounet.typing import PathType
 
 logger = logging.getLogger(__name__)
@@ -145,6 +146,37 @@ def _require_consistent_cases(dataset: Dataset, cases: tuple[CaseFingerprint, ..
         {case.case_id: case.shape[0] == 1 for case in cases},
         {entry.case_id: entry.image_files[0] for entry in dataset.training},
     )
+    require_plausible_spacings(cases, {entry.case_id: entry.image_files[0] for entry in dataset.training})
+
+
+def require_plausible_spacings(cases: Sequence[CaseFingerprint], image_files: dict[str, Path]) -> None:
+    """Refuse cases whose spacing is off the dataset's median by a unit mix-up (more than 10x along an axis).
+
+    Parameters
+    ----------
+    cases : sequence of CaseFingerprint
+        Every case's fingerprint.
+    image_files : dict of str to Path
+        Each case's (first) image file, for the message.
+
+    Raises
+    ------
+    DatasetError
+        Naming each such case's file, its spacing and the median.
+    """
+    if len(cases) < 3:
+        return
+    median = median_spacing([case.spacing for case in cases])
+    odd = [(case, problem) for case in cases
+           if (problem := spacing_outlier(case.spacing, median, case.shape[0] == 1)) is not None]
+    if odd:
+        listed = "; ".join(f"{image_files.get(case.case_id, case.case_id)}: {problem}" for case, problem in odd[:5])
+        more = f"; and {len(odd) - 5} more" if len(odd) > 5 else ""
+        raise DatasetError(
+            f"implausible spacing, compared with the dataset's median: {listed}{more}. Resampled to a common spacing "
+            "such a case shrinks to almost nothing or blows up: check the header's unit (mm expected) and voxel size, "
+            "or remove the case"
+        )
 
 
 def _stable_int(text: str) -> int:

@@ -44,6 +44,7 @@ from autounet.inference.find_best import INFERENCE_FILE, find_postprocessing_fil
 from autounet.inference.sliding_window import AutocastDtype, predict_logits
 from autounet.io import Geometry, Image
 from autounet.model_manifest import check_model_files
+from autounet.plausibility import spacing_outlier
 from autounet.planners.plans import Plans
 from autounet.preprocessing.case import preprocess_case
 from autounet.preprocessing.properties import CaseProperties
@@ -269,13 +270,22 @@ class Predictor:
         Raises
         ------
         DatasetError
-            If the image has another number of channels than the model or unusable values.
+            If the image has another number of channels than the model, unusable values, or a spacing more than 10x
+            off the training data's (a unit mix-up).
         """
         if image.num_channels != self.num_channels:
             raise DatasetError(
                 f"{image.source or 'image'}: {image.num_channels} channel(s) but the model was trained on "
                 f"{self.num_channels} ({', '.join(self.plans.channel_names)}); give each case these channels, as one "
                 "multi-channel file or as CASE_0000, CASE_0001, ... files"
+            )
+        spacing = tuple(image.geometry.spacing[axis] for axis in self.plans.transpose_forward)
+        odd = spacing_outlier(spacing, self.plans.original_median_spacing_after_transp, image.geometry.is_2d)
+        if odd is not None:
+            raise DatasetError(
+                f"{image.source or 'image'}: {odd} (the training data's median, axes in the plans' order); the model "
+                "would see an image shrunk to almost nothing or blown up. Check the header's unit (mm expected) and "
+                "voxel size"
             )
         prepared = PreparedCase(image, case_id)
         for name in self.models:
