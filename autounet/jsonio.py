@@ -24,12 +24,56 @@ _DISK_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 NEARLY_FULL_BYTES = 16 * 1024**2
 
 
+#: Permissions of a new file before the umask, as ``open()`` and every other tool create files (``rw-rw-rw-``).
+NEW_FILE_MODE = 0o666
+
+
+def current_umask() -> int:
+    """The process's file-creation mask, read without changing it where the system allows (Linux ``/proc``).
+
+    Examples
+    --------
+    >>> 0 <= current_umask() <= 0o777
+    True
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # other systems: the only way to read it is to set it (and restore it at once)
+    os.umask(mask)
+    return mask
+
+
+def fsync_path(path: PathType) -> None:
+    """Flush a file's (or a folder's) data and metadata to the disk, so a power loss cannot undo a finished write.
+
+    Parameters
+    ----------
+    path : str or Path
+        A file, or a folder (after creating or renaming an entry in it). Folders cannot be opened on Windows,
+        where the call does nothing for them.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (IsADirectoryError, PermissionError):
+        return  # Windows cannot open folders; renames there are journaled by NTFS
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextmanager
-def atomic_path(path: PathType, expected_bytes: int | None = None) -> Iterator[Path]:
+def atomic_path(path: PathType, expected_bytes: int | None = None, durable: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
     The temporary file lives in the same folder so the final ``os.replace`` is atomic. On error the
-    temporary file is removed and any existing ``path`` is left untouched.
+    temporary file is removed and any existing ``path`` is left untouched. The file gets the permissions any
+    other tool would give it (``0o666`` minus the umask), not ``mkstemp``'s private ``0o600``.
 
     Parameters
     ----------
@@ -37,6 +81,10 @@ def atomic_path(path: PathType, expected_bytes: int | None = None) -> Iterator[P
         The file to write.
     expected_bytes : int, optional
         About how large the file will be; named in the message if the disk fills up.
+    durable : bool
+        Flush the file to the disk before the rename and the folder after it (``fsync``), so that after a power
+        loss ``path`` is either the old file or the complete new one, never an empty file that looks complete.
+        For files whose loss costs hours (checkpoints, plans, manifests).
 
     Raises
     ------
@@ -55,8 +103,13 @@ def atomic_path(path: PathType, expected_bytes: int | None = None) -> Iterator[P
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        os.chmod(tmp, NEW_FILE_MODE & ~current_umask())
         yield tmp
+        if durable:
+            fsync_path(tmp)
         os.replace(tmp, path)
+        if durable:
+            fsync_path(path.parent)
     except (OSError, RuntimeError) as err:
         if not isinstance(err, DiskFullError) and _is_disk_full(err, path, expected_bytes):
             raise _disk_full(path, tmp, expected_bytes) from err
@@ -124,9 +177,21 @@ def _to_jsonable(value: Any) -> Any:
     return value
 
 
-def write_json(path: PathType, data: Any, indent: int = 1) -> None:
-    """Write ``data`` as JSON atomically. NumPy scalars/arrays, tuples and paths are converted."""
-    with atomic_path(path) as tmp:
+def write_json(path: PathType, data: Any, indent: int = 1, durable: bool = False) -> None:
+    """Write ``data`` as JSON atomically. NumPy scalars/arrays, tuples and paths are converted.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to write.
+    data : object
+        JSON-serialisable data.
+    indent : int
+        Indentation of the JSON text.
+    durable : bool
+        ``fsync`` the file and its folder (see :func:`atomic_path`).
+    """
+    with atomic_path(path, durable=durable) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(_to_jsonable(data), f, indent=indent, ensure_ascii=False)
             f.write("\n")

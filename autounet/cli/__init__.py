@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"autounet.cli.{name}").add_parser(subparsers)
+    for subparser in subparsers.choices.values():  # also accepted after the command: "autounet predict ... --debug"
+        subparser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 

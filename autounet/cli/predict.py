@@ -40,7 +40,15 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from autounet.inference import Predictor
+    from autounet.locks import folder_lock
+    from autounet.separate_folders import require_separate_output
 
+    require_separate_output(args.output_dir, {"-i": args.input_dir})  # before the slow model load
+    with folder_lock(args.output_dir, "autounet predict"):
+        return _predict(args, Predictor)
+
+
+def _predict(args: argparse.Namespace, Predictor) -> int:
     predictor = Predictor.from_model_folder(
         args.model_dir,
         configurations=args.configurations,

@@ -12,9 +12,10 @@ import numpy as np
 
 from autounet.dataset.check_case import CaseResult, CaseTask, check_case
 from autounet.dataset.check_report import CheckReport, Problem
-from autounet.dataset.dataset import Case, Dataset, load_dataset
+from autounet.dataset.dataset import SAFE_PUNCTUATION, Case, Dataset, case_id_problems, load_dataset
 from autounet.errors import DatasetError
 from autounet.parallel import auto_workers, map_with_progress
+from autounet.plausibility import median_spacing, spacing_outlier
 from autounet.typing import PathType
 
 logger = logging.getLogger(__name__)
@@ -57,11 +58,10 @@ def check_dataset(root: PathType, workers: int | None = None, progress: bool = T
     root = Path(root)
     report = CheckReport(root)
     try:
-        dataset = load_dataset(root)
+        dataset = load_dataset(root, check_names=False)  # unusable case ids are reported below, each with its fix
     except (DatasetError, KeyError, TypeError) as err:
         report.problems.append(Problem(
-            "error", None, (str(root / "dataset.json"),), str(err),
-            "fix dataset.json (see docs/dataset_format.md), then run the check again", "dataset_json",
+            "error", None, (str(root / "dataset.json"),), str(err), _dataset_json_fix(root), "dataset_json",
         ))
         return report
     listing = _list_files(dataset)
@@ -72,6 +72,8 @@ def check_dataset(root: PathType, workers: int | None = None, progress: bool = T
         check_case, tasks, workers=auto_workers(total_bytes, workers), progress=progress, description="check"
     )
     by_case: dict[str | None, list[Problem]] = {None: _dataset_problems(dataset) + listing.pop(None, [])}
+    for case_id, problem in case_id_problems(dataset):
+        by_case.setdefault(case_id, []).append(_case_id_problem(dataset, case_id, problem))
     for case, _ in _all_cases(dataset):
         by_case.setdefault(case.case_id, []).extend(listing.pop(case.case_id, []))
     for result in results:
@@ -80,9 +82,38 @@ def check_dataset(root: PathType, workers: int | None = None, progress: bool = T
         by_case.setdefault(case_id, []).extend(problems)
     for problem in _dimensionality_problems(results):
         by_case.setdefault(problem.case_id, []).append(problem)
+    for problem in _spacing_problems(results):
+        by_case.setdefault(problem.case_id, []).append(problem)
     report.problems = [p for problems in by_case.values() for p in problems]
     report.summary = _summary(dataset, results)
     return report
+
+
+def _dataset_json_fix(root: Path) -> str:
+    """What to do when the dataset cannot be opened at all."""
+    if not root.is_dir():
+        return f"check the path: {root} does not exist; pass the dataset folder (the one holding dataset.json)"
+    if not (root / "dataset.json").is_file():
+        return ('write dataset.json (see docs/dataset_format.md), or for a folder of images and masks run '
+                '"autounet import"')
+    return "fix dataset.json (see docs/dataset_format.md), then run the check again"
+
+
+def _case_id_problem(dataset: Dataset, case_id: str, problem: str) -> Problem:
+    """A case id that cannot be a file name (it names preprocessed arrays and predictions), or a repeated one."""
+    json_path = dataset.root / "dataset.json"
+    if problem.startswith("appears"):
+        return _problem(
+            "error", case_id, [json_path], f"case {case_id!r} {problem}: one of them would overwrite the other's "
+            "files and it would count twice in the splits",
+            "remove the duplicate entry from dataset.json, or rename one of the cases", "duplicate_case",
+        )
+    return _problem(
+        "error", case_id, [json_path], f"case id {case_id!r} {problem}, so it cannot be used as a file name (the "
+        "preprocessed arrays and predictions are named after it; a path there would write outside the output folder)",
+        f"rename the case (its dataset.json entry or its files) to letters, digits and {SAFE_PUNCTUATION}, without "
+        'path separators or ".."', "unsafe_case_id",
+    )
 
 
 def _all_cases(dataset: Dataset) -> list[tuple[Case, bool]]:
@@ -258,6 +289,25 @@ def _dimensionality_problems(results: list[CaseResult]) -> list[Problem]:
         )
         for r in results if r.is_2d is odd
     ]
+
+
+def _spacing_problems(results: list[CaseResult]) -> list[Problem]:
+    """Cases whose spacing is off the dataset's median by a unit mix-up (rule: ``spacing_outlier``)."""
+    measured = [r for r in results if r.spacing is not None and all(s > 0 for s in r.spacing)]
+    if len(measured) < 3:
+        return []
+    median = median_spacing([r.spacing for r in measured])
+    problems = []
+    for result in measured:
+        problem = spacing_outlier(result.spacing, median, bool(result.is_2d))
+        if problem is not None:
+            problems.append(_problem(
+                "error", result.case_id, [result.image_file] if result.image_file else [],
+                f"{problem} (the dataset's median): resampled to the median it would be "
+                f"{'shrunk to almost nothing' if 'finer' in problem else 'blown up'}",
+                "check the header's unit (mm expected) and voxel size, or remove the case", "implausible_spacing",
+            ))
+    return problems
 
 
 def _summary(dataset: Dataset, results: list[CaseResult]) -> dict:

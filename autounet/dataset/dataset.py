@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -13,9 +15,12 @@ from autounet.errors import DatasetError
 from autounet.io import Image, read_image
 from autounet.io.formats import file_extension, strip_extension
 from autounet.jsonio import read_json
+from autounet.safe_names import ALLOWED_PUNCTUATION, UnsafeNameError, name_problem
 from autounet.typing import PathType
 
 _CHANNEL_FILE = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
+#: Punctuation a case id may hold, as the message lists it.
+SAFE_PUNCTUATION = "".join(sorted(ALLOWED_PUNCTUATION - {" "}))
 
 
 @dataclass(frozen=True)
@@ -116,7 +121,7 @@ def read_case_images(files: tuple[Path, ...] | list[Path], num_channels: int | N
     return Image(data=data, geometry=first.geometry, source=", ".join(str(f) for f in files))
 
 
-def load_dataset(root: PathType) -> Dataset:
+def load_dataset(root: PathType, check_names: bool = True) -> Dataset:
     """Open a dataset folder in the MSD or nnU-Net v2 layout.
 
     Parameters
@@ -125,12 +130,18 @@ def load_dataset(root: PathType) -> Dataset:
         Folder holding ``dataset.json``, ``imagesTr/``, ``labelsTr/`` and optionally ``imagesTs/``. When
         ``dataset.json`` has no ``name``, the folder names the dataset as in nnU-Net: ``Dataset900_BraTS`` (or
         ``Task04_Hippocampus``) is called ``BraTS`` (``Hippocampus``), any other folder by its own name.
+    check_names : bool
+        Refuse case ids that cannot be file names (:func:`require_safe_case_ids`). ``autounet check`` passes False
+        and reports each of them instead.
 
     Raises
     ------
     DatasetError
-        If the folder or its ``dataset.json`` is missing or unusable. Problems with individual cases are
-        not raised here; ``autounet check`` lists them.
+        If the folder or its ``dataset.json`` is missing or unusable (an entry of the wrong type is named with the
+        expected one). Problems with individual cases' files are not raised here; ``autounet check`` lists them.
+    UnsafeNameError
+        If a case id would point outside the folders it is written to (``"../x"``, an absolute path), is not a
+        usable file name, or repeats.
     """
     root = Path(root)
     if not root.is_dir():
@@ -152,7 +163,62 @@ def load_dataset(root: PathType) -> Dataset:
         training, test = _msd_cases(root, raw)
     else:
         training, test = _nnunet_v2_cases(root, raw, description)
-    return Dataset(root, description, training, test)
+    dataset = Dataset(root, description, training, test)
+    if check_names:
+        require_safe_case_ids(dataset)
+    return dataset
+
+
+def case_id_problems(dataset: Dataset) -> list[tuple[str, str]]:
+    """``(case id, why it cannot be a file name)`` for every unusable or repeated case id of ``dataset``.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        From :func:`load_dataset`.
+
+    Examples
+    --------
+    >>> from autounet.dataset.description import parse_dataset_json
+    >>> description = parse_dataset_json({"modality": {"0": "MRI"}, "labels": {"0": "background"}})
+    >>> cases = [Case("a", ()), Case("../../x", ()), Case("a", ())]
+    >>> case_id_problems(Dataset(Path("d"), description, cases, []))
+    [('../../x', "contains a path separator ('/')"), ('a', 'appears 2 times among the training cases')]
+    """
+    problems = [(case.case_id, problem) for case in dataset.training + dataset.test
+                if (problem := name_problem(case.case_id)) is not None]
+    for cases, what in ((dataset.training, "training"), (dataset.test, "test")):
+        seen = Counter(case.case_id for case in cases)
+        problems += [(case_id, f"appears {count} times among the {what} cases") for case_id, count in seen.items()
+                     if count > 1]
+    return problems
+
+
+def require_safe_case_ids(dataset: Dataset) -> None:
+    """Refuse a dataset whose case ids cannot become file names; every offending id is listed.
+
+    Case ids become the names of preprocessed arrays and predictions, so ``"../../x"`` or ``"/tmp/x"`` would write
+    (and delete) files outside the output folder.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        From :func:`load_dataset`.
+
+    Raises
+    ------
+    UnsafeNameError
+        Naming ``dataset.json``, each id with its problem, and the fix.
+    """
+    problems = case_id_problems(dataset)
+    if problems:
+        listed = "; ".join(f"{case_id!r} {problem}" for case_id, problem in problems[:10])
+        more = f"; and {len(problems) - 10} more" if len(problems) > 10 else ""
+        raise UnsafeNameError(
+            f"{dataset.root / 'dataset.json'}: case id(s) that cannot be used as file names: {listed}{more}. Rename "
+            f"the cases (dataset.json entries or file names) to letters, digits and {SAFE_PUNCTUATION} without path "
+            f'separators or "..", each id once; "autounet check" lists every problem'
+        )
 
 
 def _resolve(root: Path, relative: str) -> Path:
@@ -165,6 +231,17 @@ def _visible_files(folder: Path, ending: str) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.name.endswith(ending))
 
 
+def _entry_path(root: Path, value: Any, where: str, key: str) -> Path:
+    """A file path from a ``dataset.json`` entry, or an error naming the entry and the expected type."""
+    if not isinstance(value, str) or not value.strip():
+        shown = repr(value) if len(repr(value)) < 60 else repr(value)[:57] + "..."
+        raise DatasetError(
+            f"{root / 'dataset.json'}: {where} has {key!r} {shown} ({type(value).__name__}); expected a file path "
+            f'(text) relative to the dataset folder, e.g. "./imagesTr/case_001.nii.gz"'
+        )
+    return _resolve(root, value)
+
+
 def _msd_cases(root: Path, raw: dict) -> tuple[list[Case], list[Case]]:
     training = []
     for index, entry in enumerate(raw.get("training", [])):
@@ -172,15 +249,19 @@ def _msd_cases(root: Path, raw: dict) -> tuple[list[Case], list[Case]]:
             raise DatasetError(
                 f"{root / 'dataset.json'}: training entry {index} must be {{\"image\": ..., \"label\": ...}}, got {entry!r}"
             )
-        image = _resolve(root, entry["image"])
-        label = _resolve(root, entry["label"]) if entry.get("label") else None
+        image = _entry_path(root, entry["image"], f"training entry {index}", "image")
+        label = _entry_path(root, entry["label"], f"training entry {index}", "label") if entry.get("label") not in (None, "") else None
         training.append(Case(strip_extension(image), (image,), label))
     test_entries = raw.get("test", [])
+    if not isinstance(test_entries, list):
+        raise DatasetError(f"{root / 'dataset.json'}: 'test' must be a list of image paths, got "
+                           f"{type(test_entries).__name__}")
     if test_entries:
-        test = [
-            Case(strip_extension(p), (_resolve(root, p if isinstance(p, str) else p["image"]),))
-            for p in test_entries
-        ]
+        test = []
+        for index, entry in enumerate(test_entries):
+            value = entry.get("image") if isinstance(entry, dict) else entry
+            image = _entry_path(root, value, f"test entry {index}", "image")
+            test.append(Case(strip_extension(image), (image,)))
     else:
         test = [Case(strip_extension(p), (p,)) for p in _visible_files(root / "imagesTs", ".nii.gz")]
     return training, test
@@ -199,11 +280,23 @@ def _nnunet_v2_cases(root: Path, raw: dict, description: DatasetDescription) -> 
     ending = description.file_ending
     channels = description.num_channels
     explicit = raw.get("dataset")
+    if explicit is not None and not isinstance(explicit, dict):
+        raise DatasetError(f"{root / 'dataset.json'}: 'dataset' must map case ids to {{\"images\": [...], "
+                           f"\"label\": ...}}, got {type(explicit).__name__}")
     if isinstance(explicit, dict):
-        training = [
-            Case(case_id, tuple(_resolve(root, p) for p in entry["images"]), _resolve(root, entry["label"]) if entry.get("label") else None)
-            for case_id, entry in sorted(explicit.items())
-        ]
+        training = []
+        for case_id, entry in sorted(explicit.items()):
+            where = f"dataset entry {case_id!r}"
+            images = entry.get("images") if isinstance(entry, dict) else None
+            if not isinstance(images, list) or not images:
+                raise DatasetError(
+                    f"{root / 'dataset.json'}: {where} needs \"images\": a list of one file path per channel "
+                    f'(and "label": a path), e.g. {{"images": ["imagesTr/{case_id}_0000{ending}"], '
+                    f'"label": "labelsTr/{case_id}{ending}"}}; got {entry!r}'
+                )
+            label = entry.get("label")
+            training.append(Case(case_id, tuple(_entry_path(root, p, where, "images") for p in images),
+                                 _entry_path(root, label, where, "label") if label is not None else None))
     else:
         grouped = _group_channel_files(root / "imagesTr", ending)
         training = [

@@ -24,6 +24,7 @@ from autounet.io import PLACEHOLDER_2D_SPACING, Geometry, read_image, write_imag
 from autounet.io.formats import file_extension
 from autounet.jsonio import write_json
 from autounet.parallel import auto_workers, map_with_progress
+from autounet.separate_folders import require_separate_output
 from autounet.typing import PathType
 
 logger = logging.getLogger(__name__)
@@ -158,8 +159,12 @@ def import_2d_dataset(
     DatasetError
         If no pairs are found, an image and its mask differ in size, mask values are not mapped to labels,
         or images differ in channel count; the message lists every offending file.
+    OutputFolderError
+        If ``output`` is, is inside or contains an input folder (replacing it would delete the inputs).
     """
     output = Path(output)
+    require_separate_output(output, {"--images": images, "--masks": masks, "--test-images": test_images,
+                                     "--roi-masks": roi_masks})  # --overwrite must never delete the inputs
     _check_output(output, overwrite)
     matched_images = match_folder(Path(images), image_pattern)
     matched_masks = match_folder(Path(masks), mask_pattern)

@@ -7,7 +7,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from autounet.fingerprint.schema import FINGERPRINT_VERSION, CaseFingerprint, Fi
 from autounet.io import read_image
 from autounet.jsonio import read_json
 from autounet.parallel import auto_workers, map_with_progress
+from autounet.plausibility import median_spacing, spacing_outlier
 from autounet.typing import PathType
 
 logger = logging.getLogger(__name__)
@@ -43,8 +44,27 @@ def fingerprint_case(
     num_channels: int | None = None,
     samples_per_case: int = DEFAULT_SAMPLES_PER_CASE,
     seed: int = DEFAULT_SEED,
+    label_values: Sequence[int] | None = None,
 ) -> tuple[CaseFingerprint, list[np.ndarray]]:
     """Fingerprint one case.
+
+    Parameters
+    ----------
+    case_id : str
+        The case's identifier (seeds its sampling).
+    image_files : iterable of path
+        One file per channel, or one file holding all channels.
+    label_file : path
+        The label map.
+    num_channels : int, optional
+        Channels dataset.json declares.
+    samples_per_case : int
+        Foreground intensities sampled per channel.
+    seed : int
+        Seed of the sampling.
+    label_values : sequence of int, optional
+        Label values dataset.json declares: a label map holding others is refused before its values are counted
+        (one voxel of 2**40 would otherwise ask for a count array of 8 TiB).
 
     Returns
     -------
@@ -76,16 +96,45 @@ def fingerprint_case(
     if foreground.size > samples_per_case:
         foreground = np.sort(rng.choice(foreground, samples_per_case, replace=False))
     samples = [np.asarray(channel.ravel()[foreground], dtype=np.float32) for channel in data]
-    counts = np.bincount(seg.ravel())
+    label_voxels = _label_voxels(seg, label_values, label_file)
     case = CaseFingerprint(
         case_id=case_id,
         spacing=tuple(image.geometry.spacing),
         shape=tuple(int(s) for s in shape),
         shape_after_crop=tuple(int(s) for s in cropped),
         relative_size_after_crop=float(np.prod(cropped) / max(np.prod(shape), 1)),
-        label_voxels={int(v): int(n) for v, n in enumerate(counts) if n > 0},
+        label_voxels=label_voxels,
     )
     return case, samples
+
+
+#: Label maps whose values are all below this are counted with ``np.bincount`` (one counter per value up to the
+#: largest); larger values are counted by sorting, which needs memory per voxel, never per value.
+_BINCOUNT_LIMIT = 1 << 16
+
+
+def _label_voxels(seg: np.ndarray, declared: Sequence[int] | None, label_file: PathType) -> dict[int, int]:
+    """Voxels per label value of a non-negative integer label map; undeclared values are refused before counting
+    allocates anything per value.
+
+    Examples
+    --------
+    >>> _label_voxels(np.array([0, 2, 2]), (0, 1, 2), "l.nii.gz")
+    {0: 1, 2: 2}
+    >>> _label_voxels(np.array([0, 2**40]), (0, 1), "l.nii.gz")
+    Traceback (most recent call last):
+    ...
+    autounet.errors.DatasetError: l.nii.gz: label value(s) 1099511627776 (1 voxels) not declared in dataset.json (declared: 0, 1); relabel these voxels, or add the values to 'labels' in dataset.json
+    """
+    high = int(seg.max()) if seg.size else 0
+    if high >= _BINCOUNT_LIMIT or (declared is not None and high > max(declared, default=0)):
+        values, counts = np.unique(seg, return_counts=True)
+        found = {int(v): int(n) for v, n in zip(values, counts)}
+        if declared is not None:
+            require_declared_labels(found, declared, label_file)
+        return found
+    counts = np.bincount(seg.ravel())
+    return {int(v): int(n) for v, n in enumerate(counts) if n > 0}
 
 
 def _require_consistent_cases(dataset: Dataset, cases: tuple[CaseFingerprint, ...]) -> None:
@@ -97,6 +146,37 @@ def _require_consistent_cases(dataset: Dataset, cases: tuple[CaseFingerprint, ..
         {case.case_id: case.shape[0] == 1 for case in cases},
         {entry.case_id: entry.image_files[0] for entry in dataset.training},
     )
+    require_plausible_spacings(cases, {entry.case_id: entry.image_files[0] for entry in dataset.training})
+
+
+def require_plausible_spacings(cases: Sequence[CaseFingerprint], image_files: dict[str, Path]) -> None:
+    """Refuse cases whose spacing is off the dataset's median by a unit mix-up (more than 10x along an axis).
+
+    Parameters
+    ----------
+    cases : sequence of CaseFingerprint
+        Every case's fingerprint.
+    image_files : dict of str to Path
+        Each case's (first) image file, for the message.
+
+    Raises
+    ------
+    DatasetError
+        Naming each such case's file, its spacing and the median.
+    """
+    if len(cases) < 3:
+        return
+    median = median_spacing([case.spacing for case in cases])
+    odd = [(case, problem) for case in cases
+           if (problem := spacing_outlier(case.spacing, median, case.shape[0] == 1)) is not None]
+    if odd:
+        listed = "; ".join(f"{image_files.get(case.case_id, case.case_id)}: {problem}" for case, problem in odd[:5])
+        more = f"; and {len(odd) - 5} more" if len(odd) > 5 else ""
+        raise DatasetError(
+            f"implausible spacing, compared with the dataset's median: {listed}{more}. Resampled to a common spacing "
+            "such a case shrinks to almost nothing or blows up: check the header's unit (mm expected) and voxel size, "
+            "or remove the case"
+        )
 
 
 def _stable_int(text: str) -> int:
@@ -168,7 +248,8 @@ def compute_fingerprint(
         except Exception:  # an unreadable old file is simply recomputed
             logger.info("could not reuse %s; recomputing", output)
     tasks = [
-        (case.case_id, case.image_files, case.label_file, dataset.num_channels, samples_per_case, seed)
+        (case.case_id, case.image_files, case.label_file, dataset.num_channels, samples_per_case, seed,
+         dataset.description.label_values)
         for case in dataset.training
     ]
     total_bytes = sum(os.path.getsize(p) for c in dataset.training for p in (*c.image_files, c.label_file) if os.path.exists(p))

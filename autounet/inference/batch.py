@@ -23,6 +23,8 @@ from autounet.io import read_image_geometry
 from autounet.io.nifti_raw import count_nonfinite_nifti
 from autounet.parallel import default_workers
 from autounet.jsonio import write_json
+from autounet.locks import folder_lock
+from autounet.separate_folders import require_separate_output
 from autounet.progress import progress_bar
 from autounet.typing import PathType
 
@@ -83,7 +85,28 @@ def predict_cases(
     workers: int | None = None,
     progress: bool = True,
 ) -> PredictionReport:
-    """Predict ``cases`` and write their outputs to ``output_dir`` (see :meth:`Predictor.predict_files`)."""
+    """Predict ``cases`` and write their outputs to ``output_dir`` (see :meth:`Predictor.predict_files`), holding the
+    folder's write lock (another run writing there is refused, named) and never writing into an input's folder."""
+    folders = {Path(f).parent: case.case_id for case in reversed(cases) for f in case.files}
+    require_separate_output(output_dir, {f"of {case_id}": folder for folder, case_id in folders.items()},
+                            allow_nested=True)
+    with folder_lock(output_dir, "autounet predict"):
+        return _predict_cases(predictor, cases, output_dir, save_probabilities=save_probabilities,
+                              save_uncertainty=save_uncertainty, skip_finished=skip_finished, workers=workers,
+                              progress=progress)
+
+
+def _predict_cases(
+    predictor: "Predictor",
+    cases: Sequence[InputCase],
+    output_dir: PathType,
+    *,
+    save_probabilities: bool = False,
+    save_uncertainty: bool = False,
+    skip_finished: bool = False,
+    workers: int | None = None,
+    progress: bool = True,
+) -> PredictionReport:
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     report = PredictionReport(output_dir, settings=_settings(predictor, save_probabilities, save_uncertainty))

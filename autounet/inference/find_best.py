@@ -24,8 +24,10 @@ from autounet.inference.postprocessing import determine_postprocessing_for_folde
 from autounet.io import read_image
 from autounet.io.formats import file_extension
 from autounet.jsonio import read_json, write_json
-from autounet.layout import POSTPROCESSING_FILE, SUMMARY_FILE, ResultsLayout
+from autounet.layout import INFERENCE_FILE, POSTPROCESSING_FILE, SUMMARY_FILE, ResultsLayout
+from autounet.model_manifest import record_model_manifest
 from autounet.planners.plans import Plans
+from autounet.safe_names import child_path
 from autounet.typing import PathType
 
 logger = logging.getLogger(__name__)
@@ -128,7 +130,7 @@ def find_postprocessing_file(model_dir: PathType, configurations: Sequence[str])
     if layout.inference.is_file():
         recorded = read_inference_json(model_dir)
         if sorted(recorded["configurations"]) == wanted and recorded.get("postprocessing"):
-            path = model_dir / str(recorded["postprocessing"])
+            path = child_path(model_dir, recorded["postprocessing"], "postprocessing file", model_dir / INFERENCE_FILE)
             if path.is_file():
                 return path
     folder = layout.crossval(wanted[0]) if len(wanted) == 1 else layout.ensemble(ensemble_name(wanted))
@@ -313,6 +315,9 @@ def write_inference_json(
     }
     outcome.inference_file = ResultsLayout(results_dir).inference
     write_json(outcome.inference_file, _finite_or_none(data))
+    configurations = read_model_plans(results_dir).configurations
+    record_model_manifest(results_dir, updated=(INFERENCE_FILE, POSTPROCESSING_FILE, "ensembles/",
+                                                *(f"{name}/crossval/" for name in configurations)))
     return outcome.inference_file
 
 

@@ -10,7 +10,7 @@ records are JSON and checkpoints load with ``torch.load(weights_only=True)``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
@@ -19,10 +19,11 @@ import torch
 from torch import nn
 
 from autounet.errors import MissingStageError, PlansError
+from autounet.checkpoint_scan import CheckpointLayout
 from autounet.layout import CHECKPOINT_NAMES, PLANS_FILE, CheckpointName, ResultsLayout, checkpoint_file
 from autounet.networks import build_network
 from autounet.networks.cpu_speed import prepare_for_cpu_speed
-from autounet.planners.plans import Plans, load_plans, network_input_channels  # noqa: F401  network_input_channels re-exported
+from autounet.planners.plans import ConfigurationPlan, Plans, load_plans, network_input_channels  # noqa: F401  network_input_channels re-exported
 from autounet.preprocessing.resampling import RESAMPLING_BACKENDS
 from autounet.trained_fold.checkpoint import CheckpointError, load_checkpoint
 from autounet.trained_fold.record import (
@@ -135,7 +136,7 @@ def load_trained_fold(
             f"{path}: no such checkpoint; trained folds of {configuration} with {checkpoint_file(checkpoint)}: {listed}. "
             "Pass the folds that exist (-f) or train the missing ones"
         )
-    state = load_checkpoint(path, map_location="cpu")
+    state = load_checkpoint(path, map_location="cpu", expected_parameters=_expected_parameters(layout, plans, configuration, fold))
     record, described_by = _fold_record(layout, plans, configuration, fold, state, path)
     _check_metadata(state, path, record, described_by)
     check_against_plans(record, plans, str(layout.fold_record(configuration, fold) if described_by == "fold.json" else path))
@@ -188,6 +189,56 @@ def _fold_record(
                 "again, or files were copied between folds: wait for the training to finish, or retrain"
             )
     return record, "fold.json"
+
+
+def _expected_parameters(
+    layout: ResultsLayout, plans: Plans, configuration: str, fold: Fold
+) -> Callable[[CheckpointLayout], int | None]:
+    """How many parameters the fold's checkpoint may hold: its fold record's network, else the plans' (with the
+    family the checkpoint names)."""
+
+    def count(checkpoint_layout: CheckpointLayout) -> int | None:
+        record_path = layout.fold_record(configuration, fold)
+        if record_path.is_file():
+            try:
+                record = read_fold_record(record_path)
+            except Exception:  # noqa: BLE001
+                return None  # the record's own problem is reported when it is read below
+            return _parameter_count(record.configuration.to_dict(), record.in_channels, record.num_classes)
+        plan = plans.configuration(configuration)
+        return planned_parameter_count(plans, plan, checkpoint_layout.texts.get("network"))
+
+    return count
+
+
+def _parameter_count(configuration: dict[str, Any], in_channels: int, num_classes: int) -> int | None:
+    try:
+        with torch.device("meta"):
+            module = build_network(configuration, in_channels, num_classes, deep_supervision=True)
+        return sum(tensor.numel() for tensor in module.state_dict().values())
+    except Exception:  # an unusual plug-in may not build on the meta device; the bound is a courtesy
+        return None
+
+
+def planned_parameter_count(plans: Plans, plan: ConfigurationPlan, network: str | None = None) -> int | None:
+    """Parameters and buffers of the network ``plan`` describes, counted without allocating it (meta device).
+
+    Parameters
+    ----------
+    plans : Plans
+        The model's plans (channels, classes).
+    plan : ConfigurationPlan
+        The configuration.
+    network : str, optional
+        The network family a checkpoint names (a trainer override), instead of the plan's.
+
+    Returns
+    -------
+    int or None
+        None when the network cannot be built from the plans (the checkpoint's own record decides then).
+    """
+    return _parameter_count({**plan.to_dict(), "network": network or plan.network}, network_input_channels(plans, plan),
+                            plans.num_classes)
 
 
 def load_trained_folds(

@@ -34,15 +34,19 @@ from autounet.inference.model_folder import (
     CheckpointName,
     Fold,
     TrainedFold,
+    PLANS_FILE,
     load_trained_folds,
     read_model_plans,
     trained_configurations,
+    trained_folds,
 )
 from autounet.inference.postprocessing import PostprocessingDecision, apply_postprocessing, load_postprocessing
 from autounet.inference.find_best import find_postprocessing_file, read_inference_json
 from autounet.inference.sliding_window import AutocastDtype, predict_logits
 from autounet.io import Geometry, Image
 from autounet.layout import INFERENCE_FILE, ResultsLayout, checkpoint_file
+from autounet.model_manifest import check_model_files
+from autounet.plausibility import spacing_outlier
 from autounet.planners.plans import Plans
 from autounet.preprocessing.case import preprocess_case
 from autounet.preprocessing.properties import CaseProperties
@@ -192,6 +196,10 @@ class Predictor:
                 folds = recorded["folds"]
         configurations = list(dict.fromkeys(configurations))
         _check_ensemble(model_dir, plans, configurations)
+        found = find_postprocessing_file(model_dir, configurations) if postprocessing == "auto" else None
+        check_model_files(model_dir, [PLANS_FILE, *([INFERENCE_FILE] if recorded is not None else []),
+                                      *([found] if found is not None else []),
+                                      *_checkpoint_files(model_dir, plans, configurations, folds, checkpoint)])
         torch_device = resolve_device(device) if isinstance(device, str) else device
         models: dict[str, list[TrainedFold]] = {}
         for name in configurations:
@@ -200,7 +208,6 @@ class Predictor:
                     stage_folds = folds if stage in configurations else None
                     models[stage] = load_trained_folds(model_dir, plans, stage, stage_folds, checkpoint, torch_device)
         if postprocessing == "auto":
-            found = find_postprocessing_file(model_dir, configurations)
             decision = load_postprocessing(found) if found is not None else None
         elif postprocessing is None or isinstance(postprocessing, PostprocessingDecision):
             decision = postprocessing
@@ -264,13 +271,22 @@ class Predictor:
         Raises
         ------
         DatasetError
-            If the image has another number of channels than the model or unusable values.
+            If the image has another number of channels than the model, unusable values, or a spacing more than 10x
+            off the training data's (a unit mix-up).
         """
         if image.num_channels != self.num_channels:
             raise DatasetError(
                 f"{image.source or 'image'}: {image.num_channels} channel(s) but the model was trained on "
                 f"{self.num_channels} ({', '.join(self.plans.channel_names)}); give each case these channels, as one "
                 "multi-channel file or as CASE_0000, CASE_0001, ... files"
+            )
+        spacing = tuple(image.geometry.spacing[axis] for axis in self.plans.transpose_forward)
+        odd = spacing_outlier(spacing, self.plans.original_median_spacing_after_transp, image.geometry.is_2d)
+        if odd is not None:
+            raise DatasetError(
+                f"{image.source or 'image'}: {odd} (the training data's median, axes in the plans' order); the model "
+                "would see an image shrunk to almost nothing or blown up. Check the header's unit (mm expected) and "
+                "voxel size"
             )
         prepared = PreparedCase(image, case_id)
         for name in self.models:
@@ -468,6 +484,17 @@ def _stages(plans: Plans, name: str) -> list[str]:
             raise PlansError(f"configuration {name!r}: previous_stage forms a loop ({' -> '.join(chain)}); fix plans.json")
         chain.insert(0, previous)
     return chain
+
+
+def _checkpoint_files(model_dir: Path, plans: Plans, configurations: Sequence[str], folds: Sequence[Fold] | None,
+                      checkpoint: CheckpointName) -> list[Path]:
+    """The checkpoint files :meth:`Predictor.from_model_folder` is about to load (to check them first)."""
+    files = []
+    for name in configurations:
+        for stage in _stages(plans, name):
+            chosen = folds if stage in configurations and folds is not None else trained_folds(model_dir, stage, checkpoint)
+            files += [model_dir / stage / f"fold_{fold}" / f"checkpoint_{checkpoint}.pt" for fold in chosen]
+    return files
 
 
 def _check_ensemble(model_dir: Path, plans: Plans, configurations: Sequence[str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import logging
 import os
+import re
 import zlib
 from pathlib import Path
 
@@ -139,8 +140,8 @@ _NIFTI1_HEADER_BYTES = 348
 _NIFTI2_HEADER_BYTES = 540
 
 
-def _nifti_dimensions(path: Path) -> tuple[int, ...] | None:
-    """The ``dim`` field of a NIfTI header (``dim[0]`` = number of axes), or None for other files."""
+def _nifti_header(path: Path) -> tuple[tuple[int, ...], int, int] | None:
+    """``(dim, bitpix, vox_offset)`` of a NIfTI header (``dim[0]`` = number of axes), or None for other files."""
     if not path.name.lower().endswith((".nii", ".nii.gz")):
         return None
     opener = gzip.open if path.name.lower().endswith(".gz") else open
@@ -153,23 +154,47 @@ def _nifti_dimensions(path: Path) -> tuple[int, ...] | None:
         return None
     for order in ("<", ">"):
         sizeof_hdr = int(np.frombuffer(header[:4], dtype=f"{order}i4")[0])
-        if sizeof_hdr == _NIFTI1_HEADER_BYTES:  # dim: 8 x int16 at byte 40
-            return tuple(int(d) for d in np.frombuffer(header[40:56], dtype=f"{order}i2"))
-        if sizeof_hdr == _NIFTI2_HEADER_BYTES and len(header) >= _NIFTI2_HEADER_BYTES:  # dim: 8 x int64 at byte 16
-            return tuple(int(d) for d in np.frombuffer(header[16:80], dtype=f"{order}i8"))
+        if sizeof_hdr == _NIFTI1_HEADER_BYTES:  # dim: 8 x int16 at byte 40, bitpix at 72, vox_offset float at 108
+            dims = tuple(int(d) for d in np.frombuffer(header[40:56], dtype=f"{order}i2"))
+            bitpix = int(np.frombuffer(header[72:74], dtype=f"{order}i2")[0])
+            offset = float(np.frombuffer(header[108:112], dtype=f"{order}f4")[0])
+            return dims, bitpix, int(offset) if np.isfinite(offset) and offset >= 0 else _NIFTI1_HEADER_BYTES
+        if sizeof_hdr == _NIFTI2_HEADER_BYTES and len(header) >= _NIFTI2_HEADER_BYTES:  # dim: 8 x int64 at 16
+            dims = tuple(int(d) for d in np.frombuffer(header[16:80], dtype=f"{order}i8"))
+            bitpix = int(np.frombuffer(header[14:16], dtype=f"{order}i2")[0])
+            offset = int(np.frombuffer(header[168:176], dtype=f"{order}i8")[0])
+            return dims, bitpix, max(offset, 0)
     return None
 
 
+#: Most bytes one byte of deflate data can unpack to (zlib's documented limit is 1032:1).
+_MAX_DEFLATE_RATIO = 1032
+
+
 def _check_nifti_dimensions(path: Path) -> None:
-    """Raise for a NIfTI header with a zero or negative axis length: ITK silently reads such files as one slice."""
-    dims = _nifti_dimensions(path)
-    if dims is None or not 1 <= dims[0] <= 7:
+    """Raise for a NIfTI header with a zero or negative axis length (ITK silently reads such files as one slice),
+    or one declaring more voxel bytes than the file can hold (ITK would allocate them all before failing)."""
+    header = _nifti_header(path)
+    if header is None or not 1 <= header[0][0] <= 7:
         return
+    dims, bitpix, offset = header
     sizes = dims[1 : dims[0] + 1]
     if any(size <= 0 for size in sizes):
         raise ImageReadError(
             f"{path}: zero-size image (header axis lengths {list(sizes)}); the file holds no voxels. "
             "Re-export it or remove the case"
+        )
+    voxel_bytes = int(np.prod([float(size) for size in sizes])) * max(bitpix, 8) // 8
+    file_bytes = path.stat().st_size
+    compressed = path.name.lower().endswith(".gz")
+    room = file_bytes * _MAX_DEFLATE_RATIO if compressed else file_bytes - offset
+    if voxel_bytes > room:
+        shape = " x ".join(str(size) for size in sizes)
+        what = " even compressed" if compressed else ""
+        raise ImageReadError(
+            f"{path}: the header declares {shape} voxels of {bitpix} bits ({voxel_bytes / 1e9:,.3g} GB) but the file "
+            f"has {file_bytes:,} bytes, which cannot hold them{what}: the header's image size is wrong or the file "
+            "was cut short. Re-export the image (or fix its header) and re-run"
         )
 
 
@@ -239,6 +264,14 @@ def _read_flat_image(path: Path) -> Image:
     try:
         with PILImage.open(path) as pil:
             frames = [_pil_frame_to_array(pil, i) for i in range(getattr(pil, "n_frames", 1))]
+    except PILImage.DecompressionBombError as err:
+        sizes = re.findall(r"\((\d+) pixels\)", str(err))
+        found = f" has {int(sizes[0]):,} pixels," if sizes else " is"
+        limit = int(sizes[1]) if len(sizes) > 1 else 2 * (PILImage.MAX_IMAGE_PIXELS or 0)
+        raise ImageReadError(
+            f"{path}{found} above the decompression-bomb limit of {limit:,} pixels that protects against crafted "
+            "files (Pillow's); if the image is genuine, cut it into smaller tiles or downsample it and use those"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise ImageReadError(f"{path}: cannot be read ({err}); {_CORRUPT_HINT}") from None
     if path.suffix.lower() == ".gif":

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import replace
 
+from autounet.locks import folder_lock
+from autounet.model_manifest import MODEL_TOP_FILES, record_model_manifest
 from autounet.pipeline.final_validation import FinalValidation
 from autounet.trainers import Callback, FoldResult, TrainingConfig, fit_fold, setup_fold
 from autounet.trainers.data.loader import CaseSource
-from autounet.trainers.splits import Fold
+from autounet.trainers.distributed import context_from_environment
+from autounet.trainers.fold_setup import fold_directory
+from autounet.trainers.splits import Fold, parse_fold
 from autounet.typing import PathType
 
 
@@ -63,7 +68,32 @@ def train_fold(
         When the plans or the preprocessed data are missing (the message names the command to run).
     CheckpointError
         When ``resume`` finds a checkpoint of another model, or an unsafe or damaged file.
+    FolderLockedError
+        When another run is training this fold (the message names it: command, pid, host, start time).
     """
+    context = context_from_environment()
+    fold_dir = fold_directory(results_dir, configuration, fold)
+    lock = folder_lock(fold_dir, f"autounet train {configuration} fold {parse_fold(fold)}") if context.is_writer else nullcontext()
+    with lock:  # one writer per fold folder: a second run of the same fold stops at once, told who holds it
+        result = _train_and_validate(results_dir, configuration, fold, config, resume=resume, dataset=dataset,
+                                     source=source, callbacks=callbacks)
+    if context.is_writer:  # sha256 of the model's files (this fold's anew), checked by "autounet predict"
+        record_model_manifest(results_dir, updated=(*MODEL_TOP_FILES, f"{configuration}/{fold_dir.name}/"))
+    return result
+
+
+def _train_and_validate(
+    results_dir: PathType,
+    configuration: str,
+    fold: Fold,
+    config: TrainingConfig | None,
+    *,
+    resume: bool,
+    dataset: PathType | None,
+    source: CaseSource | None,
+    callbacks: Sequence[Callback],
+) -> FoldResult:
+    """:func:`train_fold` while holding the fold folder's lock."""
     config = config or TrainingConfig()
     setup = setup_fold(results_dir, configuration, fold, config, dataset=dataset, source=source)
     validation = FinalValidation(setup, config.save_probabilities)

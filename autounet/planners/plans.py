@@ -15,6 +15,7 @@ from autounet.errors import PlansError
 from autounet.jsonio import read_json, write_json
 from autounet.planners.context_slices import check_context_slices
 from autounet.planners.training_plan import TrainingPlan
+from autounet.planners.validation import plans_problems
 from autounet.typing import PathType
 
 #: Bump when a rule or default changes the planned values, and say so in docs/changelog.md.
@@ -286,7 +287,7 @@ class Plans:
             raise PlansError(f"plans file lacks the key {err.args[0]!r}; re-run \"autounet plan\"") from None
 
     def save(self, path: PathType) -> None:
-        write_json(path, self.to_dict())
+        write_json(path, self.to_dict(), durable=True)  # fsync'ed: hours of training depend on it
 
 
 def network_input_channels(plans: Plans, configuration: ConfigurationPlan) -> int:
@@ -302,12 +303,27 @@ def network_input_channels(plans: Plans, configuration: ConfigurationPlan) -> in
 
 
 def load_plans(path: PathType) -> Plans:
-    """Load a plans JSON file written by ``autounet plan`` (possibly edited by hand)."""
+    """Load a plans JSON file written by ``autounet plan`` (possibly edited by hand) and check its values.
+
+    Parameters
+    ----------
+    path : str or Path
+        The plans file.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file.
+    PlansError
+        If it is not a plans file, or a value cannot work (:func:`~autounet.planners.validation.plans_problems`:
+        patch size 0 or absurdly large, spacing 0, label values outside 0..2**31-1, an unsafe data identifier...),
+        naming the file and every offending field.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f'{path}: no plans file; run "autounet plan DATASET -o {path}" first')
     try:
-        return Plans.from_dict(read_json(path))
+        plans = Plans.from_dict(read_json(path))
     except PlansError as err:
         raise PlansError(f"{path}: {err}") from None
     except (TypeError, ValueError, AttributeError, IndexError) as err:  # a hand edit gave an entry the wrong type
@@ -315,3 +331,7 @@ def load_plans(path: PathType) -> Plans:
             f"{path}: an entry has the wrong type or value ({type(err).__name__}: {err}); undo the edit or re-run "
             '"autounet plan"'
         ) from None
+    problems = plans_problems(plans)
+    if problems:
+        raise PlansError(f"{path}: unusable value(s): {'; '.join(problems)}. Fix the field(s) or re-run \"autounet plan\"")
+    return plans

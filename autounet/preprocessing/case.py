@@ -10,6 +10,7 @@ from autounet.cropping import bounding_box, crop_slices, nonzero_mask
 from autounet.errors import DatasetError, PlansError
 from autounet.io import Image
 from autounet.io.formats import strip_extension
+from autounet.plausibility import resampling_shrink_problem
 from autounet.planners.plans import ConfigurationPlan, Plans
 from autounet.preprocessing.normalization import normalize_channel
 from autounet.preprocessing.properties import CaseProperties
@@ -168,6 +169,10 @@ def preprocess_case(
     shape_before = data.shape[1:]
     target = target_spacing(configuration, spacing)
     new_shape = _checked_new_shape(shape_before, spacing, target, image, forward.index(0), configuration_name, source)
+    shrink = resampling_shrink_problem(shape_before, spacing, target, configuration.patch_size)
+    if shrink is not None:
+        raise DatasetError(f"{source}: {shrink} of {configuration_name}; check the spacing in the file header (a unit "
+                           "mix-up?), or leave the image out")
     plan = configuration.resampling
     if new_shape != shape_before:
         data = resample_data(data, new_shape, spacing, target, plan, resampling_backend)

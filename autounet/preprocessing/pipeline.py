@@ -16,7 +16,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from autounet.dataset import Case, Dataset, load_dataset
-from autounet.dataset.dataset import read_case_images
+from autounet.dataset.dataset import read_case_images, require_safe_case_ids
+from autounet.safe_names import checked_name
 from autounet.dataset.training_case import require_matching_case_files, require_usable_image
 from autounet.errors import AutounetError, DatasetError, DiskFullError, PlansError
 from autounet.io import read_image, read_image_geometry
@@ -241,7 +242,7 @@ def _run(
 
 def _identifier(plans: Plans, name: str) -> str:
     configuration = plans.configuration(name)
-    return configuration.data_identifier or configuration.name
+    return checked_name(configuration.data_identifier or configuration.name, f"{name} data_identifier")
 
 
 def _check_dataset(dataset: Dataset, plans: Plans) -> None:
@@ -254,6 +255,7 @@ def _check_dataset(dataset: Dataset, plans: Plans) -> None:
             'run "autounet check" to list every problem'
         )
     require_matching_case_files(dataset)
+    require_safe_case_ids(dataset)  # case ids name the stored files: refuse "../x" before anything is written
     if dataset.num_channels != len(plans.channel_names):
         raise PlansError(
             f"the plans are for {len(plans.channel_names)} channel(s) but {dataset.root} has {dataset.num_channels}; "

@@ -22,21 +22,29 @@ from typing import Any, Iterator, Literal
 
 import numpy as np
 
+from autounet import locks
 from autounet.errors import AutounetError, MissingStageError
 from autounet.jsonio import read_json, save_npy, save_npz, write_json
 from autounet.preprocessing.properties import CaseProperties
+from autounet.safe_names import UnsafeNameError, checked_name, name_problem
 from autounet.typing import PathType
 
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
-LOCK_NAME = ".lock"
 #: Version of the store layout; readers refuse newer ones.
 STORE_FORMAT_VERSION = 1
 
 
 def case_files(folder: Path, case_id: str) -> dict[str, Path]:
-    """Paths of one case's files, by role: ``data``, ``seg``, ``foreground``, ``properties``."""
+    """Paths of one case's files, by role: ``data``, ``seg``, ``foreground``, ``properties``.
+
+    Raises
+    ------
+    UnsafeNameError
+        If ``case_id`` cannot be a file name (it would point outside ``folder``).
+    """
+    checked_name(case_id, "case id")
     return {
         "data": folder / f"{case_id}.npy",
         "seg": folder / f"{case_id}_seg.npy",
@@ -90,7 +98,16 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
     except (ValueError, OSError):
         logger.warning("%s is unreadable; rebuilding it from the case files", path)
         return None
-    return manifest if isinstance(manifest, dict) and isinstance(manifest.get("cases"), dict) else None
+    if not (isinstance(manifest, dict) and isinstance(manifest.get("cases"), dict)):
+        return None
+    unsafe = [(case_id, name_problem(case_id)) for case_id in manifest["cases"] if name_problem(case_id) is not None]
+    if unsafe:
+        listed = "; ".join(f"{case_id!r} {problem}" for case_id, problem in unsafe[:5])
+        raise UnsafeNameError(
+            f"{path} names case(s) that cannot be file names ({listed}); the file was edited or does not come from "
+            f"autounet. Delete {path} (and the folder's files if you do not trust them) and preprocess again"
+        )
+    return manifest
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
@@ -99,24 +116,9 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
 
 @contextmanager
 def folder_lock(folder: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``folder`` while writing; a second writer fails at once instead of mixing files.
-
-    The operating system releases the lock when the process ends, even when it is killed.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # Windows has no flock: concurrent runs on one folder are not detected there
-        yield
-        return
-    with open(folder / LOCK_NAME, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise AutounetError(
-                f"{folder}: another \"autounet preprocess\" is writing here; wait for it to finish "
-                "or choose another output folder"
-            ) from None
+    """Hold the write lock of ``folder`` (:func:`autounet.locks.folder_lock`): a second writer fails at once, told who
+    holds it, instead of mixing files; the operating system releases the lock even when the holder is killed."""
+    with locks.folder_lock(folder, "autounet preprocess"):
         yield
 
 
@@ -282,3 +284,32 @@ def open_preprocessed(folder: PathType) -> PreprocessedStore:
         )
     return PreprocessedStore(folder, manifest)
 
+
+
+def require_complete(store: PreprocessedStore) -> None:
+    """Refuse a store whose last preprocessing run did not finish (killed, or some cases failed).
+
+    Training on it would freeze the partial case list into ``splits.json`` and leave the missing cases out of every
+    fold for good.
+
+    Parameters
+    ----------
+    store : PreprocessedStore
+        From :func:`open_preprocessed`.
+
+    Raises
+    ------
+    MissingStageError
+        Naming the folder, how many cases are there and the command that completes it.
+    """
+    expected = store.manifest.get("num_training_cases")
+    if store.is_complete and (not isinstance(expected, int) or len(store) >= expected):
+        return
+    dataset = store.manifest.get("dataset") or "DATASET"
+    counted = f"{len(store)} of {expected} cases" if isinstance(expected, int) else f"{len(store)} cases"
+    raise MissingStageError(
+        f"{store.folder}: the preprocessed data is incomplete ({counted}; the last preprocessing was interrupted or "
+        f"some cases failed). Complete it first: \"autounet train {dataset} ...\" preprocesses the missing cases (or "
+        "run \"autounet preprocess\" again and fix the cases it names); training on a partial store would leave the "
+        "missing cases out of every fold"
+    )

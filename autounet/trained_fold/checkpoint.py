@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import pickle
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from autounet.checkpoint_scan import CheckpointLayout, CheckpointScanError, scan_checkpoint
 from autounet.errors import AutounetError
 from autounet.jsonio import atomic_path
 from autounet.typing import PathType
@@ -28,9 +29,10 @@ class CheckpointError(AutounetError, ValueError):
 
 
 def save_checkpoint(path: PathType, checkpoint: Mapping[str, Any]) -> Path:
-    """Write ``checkpoint`` to ``path`` atomically (a killed run leaves the previous file intact)."""
+    """Write ``checkpoint`` to ``path`` atomically and durably (a killed run or a power loss leaves the previous file
+    intact, never an empty one)."""
     path = Path(path)
-    with atomic_path(path, expected_bytes=_tensor_bytes(checkpoint)) as tmp:
+    with atomic_path(path, expected_bytes=_tensor_bytes(checkpoint), durable=True) as tmp:
         torch.save(dict(checkpoint), tmp)
     return path
 
@@ -46,8 +48,25 @@ def _tensor_bytes(value: Any) -> int:
     return 0
 
 
-def load_checkpoint(path: PathType, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    path: PathType,
+    map_location: str | torch.device = "cpu",
+    expected_parameters: int | Callable[[CheckpointLayout], int | None] | None = None,
+) -> dict[str, Any]:
     """Read a checkpoint with ``torch.load(weights_only=True)``: no code in the file is ever run.
+
+    The file is inspected first (:func:`autounet.checkpoint_scan.scan_checkpoint`): compressed entries, unknown keys
+    and more tensor bytes than the network can need are refused before anything is allocated.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.pt`` file.
+    map_location : str or torch.device
+        Where the tensors go.
+    expected_parameters : int or callable, optional
+        Parameter count of the network the checkpoint is for, or a function of the file's layout giving it (bounds
+        the tensor bytes accepted).
 
     Raises
     ------
@@ -61,15 +80,15 @@ def load_checkpoint(path: PathType, map_location: str | torch.device = "cpu") ->
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no checkpoint; train the fold first (autounet train)")
     try:
+        scan_checkpoint(path, expected_parameters)
+    except CheckpointScanError as err:
+        raise CheckpointError(str(err)) from None
+    try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        text = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip()  # torch colours part of its message
-        # torch's "WeightsUnpickler error: Unsupported global: GLOBAL x.y" names what the file would have imported
-        detail = re.search(r"WeightsUnpickler error: ([^\n]*?)(?: was not an allowed global|\n|$)", text)
-        first_line = detail.group(1).strip() if detail else (text.splitlines()[0] if text else type(err).__name__)
         raise CheckpointError(
             f"{path}: refused to load: the file holds Python objects other than tensors and plain data, which could "
-            f"run code ({first_line}). Only use checkpoints written by autounet from a source you trust."
+            f"run code ({blocked_global(err)}). Only use checkpoints written by autounet from a source you trust."
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as err:
         raise CheckpointError(f"{path}: damaged or not a torch checkpoint ({err}); delete it and train again") from None
@@ -79,6 +98,31 @@ def load_checkpoint(path: PathType, map_location: str | torch.device = "cpu") ->
             f"{path}: not an autounet checkpoint (expected keys {', '.join(REQUIRED_KEYS)}; found {found})"
         )
     return checkpoint
+
+
+def blocked_global(err: BaseException) -> str:
+    """What torch's ``weights_only`` unpickler refused, from its message, without its advice to load unsafely.
+
+    Parameters
+    ----------
+    err : BaseException
+        The ``pickle.UnpicklingError`` of ``torch.load(weights_only=True)``.
+
+    Examples
+    --------
+    >>> blocked_global(Exception("Weights only load failed. ... Re-running `torch.load` with `weights_only` set to "
+    ...     "`False` will likely succeed ...\\n\\nTrying to load unsupported GLOBAL posix.system whose module posix is "
+    ...     "blocked."))
+    'Unsupported global: GLOBAL posix.system'
+    >>> blocked_global(Exception("WeightsUnpickler error: Unsupported global: GLOBAL torch.nn.Conv3d was not an "
+    ...                          "allowed global by default."))
+    'Unsupported global: GLOBAL torch.nn.Conv3d'
+    >>> blocked_global(Exception("Weights only load failed. Re-running with weights_only=False will likely succeed"))
+    'a blocked Python object'
+    """
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))  # torch colours part of its message
+    found = re.search(r"(?:Unsupported global: |unsupported )GLOBAL ([\w.]+)", text)
+    return f"Unsupported global: GLOBAL {found.group(1)}" if found else "a blocked Python object"
 
 
 def check_compatible(

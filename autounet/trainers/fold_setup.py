@@ -13,6 +13,7 @@ import torch
 from autounet.devices import resolve_device, resolve_precision
 from autounet.errors import MissingStageError
 from autounet.layout import ResultsLayout
+from autounet.preprocessing.store import require_complete
 from autounet.trainers import components
 from autounet.trainers.cascade import CascadeSource, cascade_case_ids, prepare_previous_stage, previous_stage_folder
 from autounet.trainers.config import TrainingConfig
@@ -107,6 +108,7 @@ def setup_fold(
     plans = components.read_plans(results_dir)
     if source is None:
         source = components.open_store(results_dir, plans.configuration(configuration))
+        require_complete(source)  # never split (or train) a partial case list
     conf = components.effective_configuration(plans, configuration, config, len(source.case_ids))
     splits = load_or_create_splits(results_dir, source.case_ids, write=context.is_writer)
     context.barrier()

@@ -10,6 +10,7 @@ import numpy as np
 from autounet.errors import AutounetError
 from autounet.jsonio import read_json, write_json
 from autounet.layout import ResultsLayout
+from autounet.safe_names import name_problem
 from autounet.typing import PathType
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def load_or_create_splits(results_dir: PathType, case_ids: Sequence[str], write:
     """The folds in ``results_dir/splits.json``; created with :func:`make_splits` when the file is missing.
 
     An existing file (written by autounet, by nnU-Net as ``splits_final.json`` content, or by hand) is never
-    overwritten. Its cases must all be in ``case_ids``.
+    overwritten. Its cases must be exactly ``case_ids``: an unknown case, or a case in no fold, is refused.
 
     Parameters
     ----------
@@ -80,7 +81,7 @@ def load_or_create_splits(results_dir: PathType, case_ids: Sequence[str], write:
     Raises
     ------
     SplitsError
-        When the file is malformed or names cases that are not in the store.
+        When the file is malformed, names cases that are not in the store, or leaves store cases out of every fold.
     """
     path = ResultsLayout(results_dir).splits
     if not path.is_file():
@@ -95,6 +96,11 @@ def load_or_create_splits(results_dir: PathType, case_ids: Sequence[str], write:
             f'{path}: expected a list of {{"train": [...], "val": [...]}} folds; fix the file or delete it to get '
             "the default five-fold split"
         )
+    named = [c for s in splits for c in (*s["train"], *s["val"])]
+    unsafe = sorted({repr(c) for c in named if name_problem(c) is not None})
+    if unsafe:
+        raise SplitsError(f"{path} names case(s) that cannot be file names ({', '.join(unsafe[:5])}); fix the file, "
+                          "or delete it to get the default split")
     known = set(case_ids)
     unknown = sorted({c for s in splits for c in (*s["train"], *s["val"])} - known)
     if unknown:
@@ -102,6 +108,14 @@ def load_or_create_splits(results_dir: PathType, case_ids: Sequence[str], write:
         raise SplitsError(
             f"{path} names {len(unknown)} case(s) that are not in the preprocessed data ({shown}); "
             "fix the file, or delete it to get the default split"
+        )
+    uncovered = sorted(known - set(named))
+    if uncovered:
+        shown = ", ".join(uncovered[:5]) + (" ..." if len(uncovered) > 5 else "")
+        raise SplitsError(
+            f"{path} covers {len(known) - len(uncovered)} of the {len(known)} cases: {len(uncovered)} are in no fold "
+            f"({shown}), e.g. because it was written from an incomplete preprocessing. Delete it to get the default "
+            "five-fold split of every case, or add the cases to its folds"
         )
     return [{"train": list(s["train"]), "val": list(s["val"])} for s in splits]
 

@@ -308,7 +308,8 @@ def _checkpoint_to_resume(fold_dir: Path, resume: bool, metadata: dict[str, Any]
     if not path.exists():
         logger.info("nothing to resume in %s; training from scratch", fold_dir)
         return None
-    checkpoint = load_checkpoint(path, map_location="cpu")
+    expected = sum(tensor.numel() for tensor in network.state_dict().values())
+    checkpoint = load_checkpoint(path, map_location="cpu", expected_parameters=expected)
     check_compatible(
         checkpoint,
         path,

@@ -61,7 +61,11 @@ MSD_CORPUS = [
     ("swapped_axes", lambda r: corrupt.swap_label_axes(r, CASE), "shape_mismatch", "error", CASE),
     ("empty_image", lambda r: corrupt.blank_image(r, CASE), "empty_image", "error", CASE),
     ("empty_label", lambda r: corrupt.empty_label(r, CASE), "empty_label", "warning", CASE),
-    ("huge_spacing", lambda r: corrupt.set_spacing(r, CASE, (1.0, 1.0, 500.0)), "suspicious_spacing", "warning", CASE),
+    # issue 20: 500x the median spacing is an error (before: only the warning suspicious_spacing, exit 0)
+    ("huge_spacing", lambda r: corrupt.set_spacing(r, CASE, (1.0, 1.0, 500.0)), "implausible_spacing",
+     "error", CASE),
+    ("tiny_spacing_vs_median", lambda r: corrupt.set_spacing(r, CASE, (0.001, 0.001, 0.001)), "implausible_spacing",
+     "error", CASE),
 ]
 
 

@@ -38,7 +38,10 @@ CASES = [
     ("deleted_image", lambda r: corrupt.delete_image(r, BROKEN), ["file not found"]),
     ("empty_label", lambda r: corrupt.empty_label(r, BROKEN), None),
     ("empty_image", lambda r: corrupt.blank_image(r, BROKEN), None),
-    ("huge_spacing", lambda r: corrupt.set_spacing(r, BROKEN, (500.0, 500.0, 500.0)), None),
+    ("huge_spacing", lambda r: corrupt.set_spacing(r, BROKEN, (500.0, 500.0, 500.0)),
+     ["500x coarser than (1.0, 1.0, 1.0) mm", "check the header's unit"]),
+    ("tiny_spacing", lambda r: corrupt.set_spacing(r, BROKEN, (0.001, 1.0, 1.0)),
+     ["1,000x finer than (1.0, 1.0, 1.0) mm along axis 2", "the dataset's median"]),
     ("float64_label", lambda r: corrupt.make_label_float64(r, BROKEN), None),
 ]
 
@@ -123,14 +126,14 @@ def test_plan_of_a_broken_dataset_names_the_file(tmp_path, corpus, capsys):
     assert not plans.exists()
 
 
-def test_plan_ignores_one_case_with_huge_spacing(tmp_path, corpus, capsys):
-    """The median spacing decides the plan: one implausible header does not change it (preprocess refuses it)."""
-    corrupt.set_spacing(corpus, BROKEN, (500.0, 500.0, 500.0))
+def test_plan_refuses_one_case_with_implausible_spacing(tmp_path, corpus, capsys):
+    """Issue 20: one implausible header is refused at the fingerprint, naming the file (before: planned around it)."""
+    changed = corrupt.set_spacing(corpus, BROKEN, (500.0, 500.0, 500.0))
     plans = tmp_path / "plans.json"
     code, out, err = _run(["plan", str(corpus), "-o", str(plans), "--configurations", "3d_fullres",
                            "--no-progress"], capsys)
-    assert code == 0, err
-    assert json.loads(plans.read_text())["configurations"]["3d_fullres"]["spacing"] == [1.0, 1.0, 1.0]
+    _assert_one_clear_error(code, err, "plan", changed, ["500x coarser", "implausible spacing"])
+    assert not plans.exists()
 
 
 def _damage_fingerprint(path, how: str) -> None:

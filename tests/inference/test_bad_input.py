@@ -35,7 +35,8 @@ CASES = [
     (lambda root, case: corrupt.put_nans(root, case), ["6 NaN/Inf voxel(s)", "replace them"]),
     (lambda root, case: corrupt.make_zero_size(root, case), ["zero-size image"]),
     (lambda root, case: corrupt.make_2d(root, case), ["2D image"]),
-    (lambda root, case: corrupt.set_spacing(root, case, (1000.0, 1000.0, 1000.0)), ["spacing in the file header"]),
+    (lambda root, case: corrupt.set_spacing(root, case, (1000.0, 1000.0, 1000.0)), ["1,000x coarser", "header's unit"]),
+    (lambda root, case: corrupt.set_spacing(root, case, (0.001, 1.0, 1.0)), ["1,000x finer", "training data's median"]),
     (lambda root, case: corrupt.blank_image(root, case), None),
 ]
 

@@ -30,7 +30,7 @@ def test_predict_cli_writes_outputs_and_reports_failures(tmp_path, results_3d, c
 
 
 def test_predict_cli_errors_without_traceback(tmp_path, capsys):
-    code = main(["predict", "-i", str(tmp_path), "-o", str(tmp_path / "out"), "-m", str(tmp_path / "nothing")])
+    code = main(["predict", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(tmp_path / "nothing")])
     assert code == 2
     assert "model folder not found" in capsys.readouterr().err
 
@@ -39,12 +39,13 @@ def test_predict_cli_errors_without_traceback(tmp_path, capsys):
 def test_real_hippocampus_cases_keep_their_geometry(tmp_path, hippocampus_dir):
     """Two real cases (mixed dtypes, 1 mm) through a tiny random model: outputs on the input grids."""
     images = sorted((hippocampus_dir / "imagesTr").glob("*.nii.gz"))[:2]
+    (tmp_path / "in").mkdir()
     for image in images:
-        shutil.copy(image, tmp_path / image.name)
+        shutil.copy(image, tmp_path / "in" / image.name)
     plans = tiny_plans({"3d_fullres": tiny_configuration("3d_fullres", patch=(24, 32, 24))},
                        labels={"background": 0, "Anterior": 1, "Posterior": 2})
     results = make_results(tmp_path / "results", plans, {"3d_fullres": (0,)})
-    code = main(["predict", "-i", str(tmp_path), "-o", str(tmp_path / "out"), "-m", str(results), "--device", "cpu",
+    code = main(["predict", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(results), "--device", "cpu",
                  "--file-ending", ".nii.gz", "--no-progress", "--save-probabilities", "--no-mirroring"])
     assert code == 0
     for image in images:

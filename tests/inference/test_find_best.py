@@ -89,6 +89,21 @@ def test_find_best_compares_configurations_and_ensembles_and_writes_inference_js
     predictor = Predictor.from_model_folder(results, device="cpu")
     assert predictor.configurations == ("3d_fullres",) and predictor.postprocessing is not None
     assert find_postprocessing_file(results, ["2d"]) is None
+    # issue 20: find-best records its decisions in the model's manifest, which predict checks
+    recorded = json.loads((results / "manifest.json").read_text())["files"]
+    assert {"plans.json", "inference.json", "postprocessing.json", "3d_fullres/crossval/postprocessing.json"} <= set(recorded)
+
+
+def test_a_postprocessing_path_in_inference_json_stays_inside_the_model_folder(results):
+    """Issue 20, item 1: the file named in inference.json is a name, never a path out of the folder."""
+    from autounet.safe_names import UnsafeNameError
+
+    find_best(results, progress=False, workers=1)
+    data = json.loads((results / "inference.json").read_text())
+    data["postprocessing"] = "../../elsewhere.json"
+    (results / "inference.json").write_text(json.dumps(data))
+    with pytest.raises(UnsafeNameError, match="postprocessing file '../../elsewhere.json' in .*inference.json"):
+        find_postprocessing_file(results, ["3d_fullres"])
 
 
 def test_ensembles_need_probabilities(tmp_path, results):

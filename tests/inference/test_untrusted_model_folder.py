@@ -77,6 +77,18 @@ CASES = [
     ("checkpoint_weight_not_a_tensor",
      lambda m: _edit_checkpoint(m, lambda s: s["network_weights"].update({next(iter(s["network_weights"])): [1]})),
      CHECKPOINT, ["holds list instead of a tensor"]),
+    # issue 20, item 7: hand-edited values are refused up front, naming the field (before: per-case Python errors or
+    # silently wrong labels)
+    ("patch_size_huge", lambda m: _edit_plans(m, lambda d: _configuration(d).update(patch_size=[100000] * 3)),
+     "plans.json", ["configurations.3d_fullres.patch_size [100000, 100000, 100000]", "at most 8192 per axis"]),
+    ("patch_size_zero", lambda m: _edit_plans(m, lambda d: _configuration(d).update(patch_size=[0, 16, 16])),
+     "plans.json", ["configurations.3d_fullres.patch_size [0, 16, 16]: every axis needs at least 1 voxel"]),
+    ("spacing_zero", lambda m: _edit_plans(m, lambda d: _configuration(d).update(spacing=[0, 1, 1])),
+     "plans.json", ["configurations.3d_fullres.spacing [0.0, 1.0, 1.0]: every spacing must be a positive number"]),
+    ("label_value_too_large", lambda m: _edit_plans(m, lambda d: d["labels"].update(lesion=2**40)), "plans.json",
+     ["label values must be whole numbers 0..2147483647 (lesion=1099511627776)"]),
+    ("data_identifier_unsafe", lambda m: _edit_plans(m, lambda d: _configuration(d).update(data_identifier="../../x")),
+     "plans.json", ["configurations.3d_fullres.data_identifier '../../x': contains a path separator"]),
     ("checkpoint_truncated", lambda m: (m / CHECKPOINT).write_bytes((m / CHECKPOINT).read_bytes()[:500]), CHECKPOINT,
      ["damaged or not a torch checkpoint"]),
 ]

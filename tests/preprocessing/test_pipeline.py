@@ -250,9 +250,9 @@ def test_a_second_writer_on_the_same_folder_is_refused(demo, tmp_path):
     fcntl = pytest.importorskip("fcntl")
     folder = tmp_path / "out" / "3d_fullres"
     folder.mkdir(parents=True)
-    with open(folder / ".lock", "a") as held:
+    with open(folder / ".autounet.lock", "a") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running preprocess would
-        with pytest.raises(AutounetError, match="another .autounet preprocess. is writing here"):
+        with pytest.raises(AutounetError, match="is being written by another autounet run"):
             preprocess_dataset(demo, make_plans(), ["3d_fullres"], tmp_path / "out", workers=1, progress=False)
 
 

@@ -36,6 +36,9 @@ CASES = [
     ("2d_among_3d", lambda r: corrupt.make_2d(r, BROKEN), ["2D image", "all 2D or all 3D"]),
     ("zero_size_image", lambda r: corrupt.make_zero_size(r, BROKEN), ["zero-size image"]),
     ("huge_spacing", lambda r: corrupt.set_spacing(r, BROKEN, (500.0, 500.0, 500.0)), ["check the spacing"]),
+    # issue 20: was shrunk to one voxel along the axis and stored
+    ("tiny_spacing", lambda r: corrupt.set_spacing(r, BROKEN, (0.001, 1.0, 1.0)),
+     ["fewer than a quarter of the patch", "along axis 2", "check the spacing in the file header"]),
     ("deleted_label", lambda r: corrupt.delete_label(r, BROKEN), ["file not found"]),
     ("deleted_image", lambda r: corrupt.delete_image(r, BROKEN), ["file not found"]),
     ("empty_label", lambda r: corrupt.empty_label(r, BROKEN), None),

@@ -86,6 +86,11 @@ def test_2_5d_model_trains_predicts_and_refuses_plans_without_its_context(tiny_d
     replace(plans, configurations={**plans.configurations, "2d": with_context.replace(context_slices=0)}).save(
         results / "plans.json"
     )
+    from autounet.model_manifest import ModelManifestError
+
+    with pytest.raises(ModelManifestError, match="changed since it was recorded: .*plans.json"):
+        Predictor.from_model_folder(results, "2d", folds=[0], device="cpu")
+    (results / "manifest.json").unlink()  # without the manifest, the checkpoint's own record still refuses it
     with pytest.raises(CheckpointError, match="trained with context_slices=1 .* plans.json says context_slices=0"):
         Predictor.from_model_folder(results, "2d", folds=[0], device="cpu")
 
