@@ -1,0 +1,1 @@
+"""DICOM in, DICOM-SEG out: read scanner series (pydicom), write Segmentations (highdicom) with a geometry proof."""
