@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,12 @@ class DicomVolume:
     @property
     def geometry(self) -> Geometry:
         return self.image.geometry
+
+    def without_voxels(self) -> "DicomVolume":
+        """A copy whose image keeps its shape and geometry but no voxel memory (a zero-stride view), for keeping the
+        reference of a Segmentation while the voxels are freed."""
+        empty = np.broadcast_to(np.zeros((), dtype=self.image.data.dtype), self.image.data.shape)
+        return replace(self, image=Image(data=empty, geometry=self.image.geometry, source=self.image.source))
 
 
 def read_dicom_series(
