@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -14,6 +13,7 @@ from autounet.dataset.check_case import CaseResult, CaseTask, check_case
 from autounet.dataset.check_report import CheckReport, Problem
 from autounet.dataset.dataset import Case, Dataset, load_dataset
 from autounet.errors import DatasetError
+from autounet.io.formats import input_stat
 from autounet.parallel import auto_workers, map_with_progress
 from autounet.typing import PathType
 
@@ -67,7 +67,7 @@ def check_dataset(root: PathType, workers: int | None = None, progress: bool = T
     listing = _list_files(dataset)
     tasks = [_task(dataset, case, is_training) for case, is_training in _all_cases(dataset)]
     tasks = [task for task in tasks if task.image_files]  # cases without any image file are already reported
-    total_bytes = sum(os.path.getsize(f) for t in tasks for f in (*t.image_files, t.label_file) if f)
+    total_bytes = sum(max(input_stat(f)[0], 0) for t in tasks for f in (*t.image_files, t.label_file) if f)
     results = map_with_progress(
         check_case, tasks, workers=auto_workers(total_bytes, workers), progress=progress, description="check"
     )
@@ -90,7 +90,7 @@ def _all_cases(dataset: Dataset) -> list[tuple[Case, bool]]:
 
 
 def _task(dataset: Dataset, case: Case, is_training: bool) -> CaseTask:
-    existing = tuple(str(p) for p in case.image_files if p.is_file())
+    existing = tuple(str(p) for p in case.image_files if p.exists())  # a file, or a DICOM series folder
     complete = len(existing) == len(case.image_files)
     label = str(case.label_file) if is_training and case.label_file is not None and case.label_file.is_file() else None
     return CaseTask(
@@ -155,8 +155,8 @@ def _list_files(dataset: Dataset) -> dict[str | None, list[Problem]]:
 
 
 def _missing_files(dataset: Dataset, case: Case, is_training: bool) -> list[Problem]:
-    found = [p for p in case.image_files if p.is_file()]
-    missing = [p for p in case.image_files if not p.is_file()]
+    found = [p for p in case.image_files if p.exists()]  # a file, or a DICOM series folder
+    missing = [p for p in case.image_files if not p.exists()]
     label = case.label_file
     label_exists = label is not None and label.is_file()
     problems = []

@@ -143,6 +143,32 @@ def read_dicom_series(
     return DicomVolume(image, series, stack.slices, [headers[p] for p in used], resampled=not stack.regular, notes=notes)
 
 
+def read_dicom_series_geometry(source: PathType, series_uid: str | None = None) -> tuple[tuple[int, ...], int, Geometry]:
+    """``(spatial_shape, num_channels, geometry)`` of a series from its headers only (no pixel data decoded).
+
+    Parameters
+    ----------
+    source : str or Path
+        A folder holding the series.
+    series_uid : str, optional
+        As in :func:`read_dicom_series`.
+
+    Raises
+    ------
+    ImageReadError
+        As :func:`read_dicom_series` for everything the headers show (irregular series are refused: their shape
+        depends on resampling).
+    """
+    series = pick_image_series(discover(source), str(source), series_uid)
+    headers = [read_header(path) for path in series.files]
+    records = [r for path, header in zip(series.files, headers) if header is not None for r in records_from_header(path, header)]
+    stack = build_stack(records, series.describe())
+    if not stack.regular:
+        raise ImageReadError(f"{series.describe()}: {stack.problem}; re-export it with regular slices, or resample it")
+    first = stack.slices[0]
+    return (len(stack.slices), first.rows, first.columns), 1, stack.geometry
+
+
 def _check_pixel_format(header: Any, where: str) -> None:
     samples = int(header.get("SamplesPerPixel", 1))
     if samples != 1:
