@@ -14,6 +14,7 @@ from autounet.dataset.check_report import CheckReport, Problem
 from autounet.dataset.dataset import Case, Dataset, load_dataset
 from autounet.errors import DatasetError
 from autounet.io.formats import input_stat
+from autounet.jsonio import read_json
 from autounet.parallel import auto_workers, map_with_progress
 from autounet.typing import PathType
 
@@ -71,7 +72,9 @@ def check_dataset(root: PathType, workers: int | None = None, progress: bool = T
     results = map_with_progress(
         check_case, tasks, workers=auto_workers(total_bytes, workers), progress=progress, description="check"
     )
-    by_case: dict[str | None, list[Problem]] = {None: _dataset_problems(dataset) + listing.pop(None, [])}
+    by_case: dict[str | None, list[Problem]] = {
+        None: _dataset_problems(dataset) + _dicom_import_problems(dataset) + listing.pop(None, [])
+    }
     for case, _ in _all_cases(dataset):
         by_case.setdefault(case.case_id, []).extend(listing.pop(case.case_id, []))
     for result in results:
@@ -133,6 +136,37 @@ def _dataset_problems(dataset: Dataset) -> list[Problem]:
         problems.append(_problem(
             "warning", None, [json_path], f"declared label values {list(values)} are not 0, 1, ..., {len(values) - 1}",
             "renumber the labels consecutively from 0 (background); nnU-Net-style training expects that", "label_numbering",
+        ))
+    return problems
+
+
+#: Written by ``autounet import-dicom``: the series and labels it could not pair or import.
+DICOM_IMPORT_RECORD = "dicom_import.json"
+
+
+def _dicom_import_problems(dataset: Dataset) -> list[Problem]:
+    """Every series or label ``import-dicom`` left out (unpaired or mismatched), as warnings naming the reason."""
+    path = dataset.root / DICOM_IMPORT_RECORD
+    if not path.is_file():
+        return []
+    try:
+        record = read_json(path)
+    except ValueError as err:
+        return [_problem("warning", None, [path], f"unreadable import record ({err})", "re-run autounet import-dicom",
+                         "dicom_import_record")]
+    problems = []
+    for entry in record.get("unpaired", []):
+        what = f"series in {entry['folder']} ({entry.get('series', '?')})" if entry.get("folder") else f"label {entry.get('label')}"
+        problems.append(_problem(
+            "warning", None, [path], f"import-dicom left out the {what}: {entry.get('reason', '')}",
+            "add the missing label (or series) and run autounet import-dicom again, or ignore it if it is unlabelled",
+            "dicom_unpaired",
+        ))
+    for entry in record.get("mismatched", []):
+        problems.append(_problem(
+            "warning", entry.get("case"), [path], f"import-dicom could not import series {entry.get('series')} with "
+            f"label {entry.get('label')}: {entry.get('reason', '')}",
+            "fix the label (it must be drawn on this series) and run autounet import-dicom again", "dicom_mismatch",
         ))
     return problems
 
