@@ -105,7 +105,8 @@ def seg_centroids(dataset: Any) -> dict[int, tuple[int, np.ndarray | None]]:
             present = [n for n in np.unique(frame) if int(n) in totals]
             masks = [(int(n), frame == n) for n in present]
         else:
-            masks = [(int(group.SegmentIdentificationSequence[0].ReferencedSegmentNumber), frame > 0)]
+            number = _attribute(group, shared, "SegmentIdentificationSequence", "ReferencedSegmentNumber")
+            masks = [(int(number), frame > 0)]
         for number, mask in masks:
             count = int(np.count_nonzero(mask))
             if not count:

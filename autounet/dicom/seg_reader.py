@@ -93,7 +93,7 @@ def read_seg_masks(path: PathType, geometry: Geometry, shape: tuple[int, int, in
                 if int(number) in masks:
                     masks[int(number)][slice_index] |= frame == number
         else:
-            number = int(group.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
+            number = int(_attribute(group, shared, "SegmentIdentificationSequence", "ReferencedSegmentNumber"))
             masks[number][slice_index] |= frame > threshold
     return SegmentMasks(names, masks)
 
