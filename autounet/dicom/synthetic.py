@@ -30,13 +30,14 @@ def write_dicom_series(
     study_uid: str | None = None,
     frame_of_reference_uid: str | None = None,
     patient_id: str = "SYNTHETIC",
+    file_prefix: str = "IM",
 ) -> list[Path]:
     """Write ``data`` ``(z, y, x)`` as one file per slice; returns the files in slice order.
 
     Parameters
     ----------
     folder : str or Path
-        Created if missing; files are named ``IM00001.dcm`` ... in slice order.
+        Created if missing; files are named ``IM00001.dcm`` ... in slice order (see ``file_prefix``).
     data : ndarray of shape (z, y, x)
         Values in modality units; stored as ``(value - intercept) / slope`` in int16.
     geometry : Geometry
@@ -52,6 +53,8 @@ def write_dicom_series(
         Number the instances against the slice order (viewers must sort by position).
     series_description, study_uid, frame_of_reference_uid, patient_id
         Header values; UIDs are generated when not given.
+    file_prefix : str
+        File names are ``{file_prefix}00001.dcm`` ... (several series can share a folder).
     """
     pydicom = import_pydicom()
     from pydicom.dataset import FileMetaDataset
@@ -96,7 +99,7 @@ def write_dicom_series(
         if modality == "CT":
             ds.RescaleType = "HU"
         ds.PixelData = np.ascontiguousarray(stored[k]).tobytes()
-        path = folder / f"IM{k + 1:05d}.dcm"
+        path = folder / f"{file_prefix}{k + 1:05d}.dcm"
         ds.save_as(str(path), enforce_file_format=True)
         files.append(path)
     return files
