@@ -64,7 +64,7 @@ def read_seg_masks(path: PathType, geometry: Geometry, shape: tuple[int, int, in
     seg_type = text(dataset, "SegmentationType").upper()
     shared = dataset.SharedFunctionalGroupsSequence[0] if "SharedFunctionalGroupsSequence" in dataset else None
     names = {int(item.SegmentNumber): text(item, "SegmentLabel") or f"segment {int(item.SegmentNumber)}"
-             for item in dataset.SegmentSequence}
+             for item in dataset.SegmentSequence if int(item.SegmentNumber) != 0}  # LABELMAP describes background as 0
     masks = {number: np.zeros(shape, dtype=bool) for number in names}
     to_index = np.linalg.inv(geometry.direction_matrix * np.asarray(geometry.spacing))  # world (z, y, x) -> index
     expected_orientation = np.concatenate([geometry.direction_matrix[::-1, 2], geometry.direction_matrix[::-1, 1]])

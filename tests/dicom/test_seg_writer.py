@@ -108,3 +108,30 @@ def test_user_codes_override_the_defaults(tmp_path):
         segment_codes_for({"background": 0, "organ": 1}, {"kidney": {}})
     with pytest.raises(DatasetError, match="a code needs a value, a scheme and a meaning"):
         segment_codes_for({"background": 0, "organ": 1}, {"organ": {"type": ["1", "SCT"]}})
+
+
+def test_dciodvfy_finds_no_error_in_a_binary_segmentation(tmp_path):
+    """dicom3tools' IOD validator (an independent implementation of the standard's rules) accepts the file."""
+    import shutil
+    import subprocess
+
+    if shutil.which("dciodvfy") is None:
+        pytest.skip("dciodvfy (Debian package dicom3tools) not installed; make test installs it")
+    volume = _series(tmp_path, "oblique")
+    write_dicom_seg(tmp_path / "seg.dcm", blob_label_map(SHAPE), volume, LABELS)
+    run = subprocess.run(["dciodvfy", "-new", str(tmp_path / "seg.dcm")], capture_output=True, text=True)
+    output = run.stdout + run.stderr
+    assert "Segmentation" in output
+    assert [line for line in output.splitlines() if line.startswith("Error")] == []
+
+
+def test_labelmap_segmentation_reads_back_without_a_background_segment(tmp_path):
+    from autounet.dicom.seg_reader import read_seg_masks
+
+    volume = _series(tmp_path, "sagittal")
+    label = blob_label_map(SHAPE)
+    write_dicom_seg(tmp_path / "seg.dcm", label, volume, LABELS, SegOptions(seg_type="labelmap"))
+    masks = read_seg_masks(tmp_path / "seg.dcm", volume.geometry, SHAPE)
+    assert sorted(masks.names) == [1, 2, 3, 4]
+    for value in (1, 2, 3, 4):
+        assert np.array_equal(masks.masks[value], label == value)
