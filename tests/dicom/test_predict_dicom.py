@@ -96,3 +96,31 @@ def test_hippocampus_round_trip_nifti_dicom_seg(tmp_path, hippocampus_dir):
         assert np.array_equal(seg_on_grid(seg_path, truth.geometry, truth.spatial_shape), truth.data[0])
         labels = {int(s.SegmentNumber): s.SegmentLabel for s in pydicom.dcmread(seg_path).SegmentSequence}
         assert labels == {1: "Anterior", 2: "Posterior"}
+
+
+def test_series_of_a_study_become_channels_by_the_models_mapping(tmp_path):
+    from autounet.jsonio import read_json, write_json
+
+    from .conftest import GEOMETRY_VARIANTS
+
+    geometry = GEOMETRY_VARIANTS["oblique"]
+    shape = (8, 20, 20)
+    rng = np.random.default_rng(0)
+    study = pydicom.uid.generate_uid()
+    for name, prefix in (("T2 AX", "T2"), ("ADC map", "ADC")):
+        write_dicom_series(tmp_path / "in" / "patient1", rng.integers(0, 500, shape), geometry, modality="MR",
+                           series_description=name, study_uid=study, file_prefix=prefix)
+    plans = tiny_plans({"3d_fullres": tiny_configuration("3d_fullres", channels=2)}, channels=2)
+    results = make_results(tmp_path / "results", plans, {"3d_fullres": (0,)})
+    common = ["-i", str(tmp_path / "in"), "-m", str(results), "--device", "cpu", "--no-mirroring", "--no-progress"]
+    assert main(["predict", "-o", str(tmp_path / "unmapped"), *common]) == 1
+    report = read_json(tmp_path / "unmapped" / "prediction_report.json")
+    assert "--dicom-channels" in report["failed"]["patient1"]
+    assert main(["predict", "-o", str(tmp_path / "bad"), "--dicom-channels", "T2=*T2*,ADC=*a*", *common]) == 1
+    assert "matches 2 series" in read_json(tmp_path / "bad" / "prediction_report.json")["failed"]["patient1"]
+    description = read_json(results / "dataset.json")
+    write_json(results / "dataset.json", {**description, "dicom_channels": {"T2": "*t2*", "ADC": "*adc*"}})
+    assert main(["predict", "-o", str(tmp_path / "out"), *common]) == 0
+    seg = pydicom.dcmread(tmp_path / "out" / "patient1.dcm")
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == pydicom.dcmread(
+        tmp_path / "in" / "patient1" / "T2" "00001.dcm").SeriesInstanceUID
