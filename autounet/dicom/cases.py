@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,8 @@ from autounet.dicom.headers import looks_like_dicom
 from autounet.errors import DatasetError
 from autounet.safe_names import name_problem
 from autounet.typing import PathType
+
+logger = logging.getLogger(__name__)
 
 ChannelMap = Sequence[tuple[str, str]]
 
@@ -113,9 +116,8 @@ def find_dicom_cases(input_dir: PathType, num_channels: int, channels: ChannelMa
             continue
         images = discover(folder).of_kind("image")
         case_id = folder.name if name_problem(folder.name) is None else (images[0].uid if images else folder.name)
-        if not images:
-            cases.append(DicomCase(case_id, (), f"{folder}: no DICOM image series (only other objects); remove the "
-                                               "folder or add the image series", folder))
+        if not images:  # only Segmentations, RTSTRUCTs, reports (e.g. an earlier output folder): not a case
+            logger.info("%s: no DICOM image series (only other objects); not a case", folder)
             continue
         cases.append(_case(case_id, images, num_channels, channels, str(folder)))
     return sorted(cases, key=lambda c: c.case_id)

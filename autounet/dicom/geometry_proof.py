@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from autounet.dicom.headers import functional_group_value
 from autounet.errors import AutounetError
 from autounet.io import Geometry
 
@@ -120,10 +121,10 @@ def seg_centroids(dataset: Any) -> dict[int, tuple[int, np.ndarray | None]]:
 
 
 def _attribute(group: Any, shared: Any, sequence: str, keyword: str) -> Any:
-    for source in (group, shared):
-        if source is not None and sequence in source and keyword in source[sequence][0]:
-            return source[sequence][0].get(keyword)
-    raise GeometryProofError(f"the Segmentation has no {keyword} in {sequence}; it cannot be placed in the patient")
+    value = functional_group_value(group, shared, sequence, keyword)
+    if value is None:
+        raise GeometryProofError(f"the Segmentation has no {keyword} in {sequence}; it cannot be placed in the patient")
+    return value
 
 
 def prove_seg_geometry(dataset: Any, label_map: np.ndarray, geometry: Geometry, values: Mapping[int, int],

@@ -105,3 +105,19 @@ def text(header: Any, keyword: str, default: str = "") -> str:
     """A header value as plain text (``""`` when absent)."""
     value = header.get(keyword, default)
     return default if value is None else str(value)
+
+
+def functional_group_value(per_frame: Any, shared: Any, sequence: str, keyword: str) -> Any:
+    """A frame's attribute from its per-frame functional group, else from the shared one (None when in neither).
+
+    Parameters
+    ----------
+    per_frame, shared : pydicom.Dataset or None
+        An item of PerFrameFunctionalGroupsSequence and of SharedFunctionalGroupsSequence.
+    sequence, keyword : str
+        The functional group macro (``"PlanePositionSequence"``) and the attribute in it (``"ImagePositionPatient"``).
+    """
+    for group in (per_frame, shared):
+        if group is not None and sequence in group and len(group[sequence].value) and keyword in group[sequence][0]:
+            return group[sequence][0].get(keyword)
+    return None

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from autounet.dicom.headers import read_full, text
+from autounet.dicom.headers import functional_group_value, read_full, text
 from autounet.dicom.slices import GRID_TOLERANCE_FRACTION, ORIENTATION_ATOL
 from autounet.errors import DatasetError
 from autounet.io import Geometry
@@ -99,7 +99,7 @@ def read_seg_masks(path: PathType, geometry: Geometry, shape: tuple[int, int, in
 
 
 def _attribute(group: Any, shared: Any, sequence: str, keyword: str) -> Any:
-    for source in (group, shared):
-        if source is not None and sequence in source and keyword in source[sequence][0]:
-            return source[sequence][0].get(keyword)
-    raise DatasetError(f"the Segmentation has no {keyword}; it cannot be placed on the image")
+    value = functional_group_value(group, shared, sequence, keyword)
+    if value is None:
+        raise DatasetError(f"the Segmentation has no {keyword}; it cannot be placed on the image")
+    return value

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from autounet.dicom.headers import functional_group_value
 from autounet.errors import ImageReadError
 from autounet.io import Geometry
 
@@ -95,11 +96,11 @@ def records_from_header(path: Path, header: Any) -> list[SliceRecord]:
         shared = header.SharedFunctionalGroupsSequence[0] if "SharedFunctionalGroupsSequence" in header else None
         records = []
         for index, per_frame in enumerate(header.PerFrameFunctionalGroupsSequence):
-            position = _macro(per_frame, shared, "PlanePositionSequence", "ImagePositionPatient")
-            orientation = _macro(per_frame, shared, "PlaneOrientationSequence", "ImageOrientationPatient")
-            spacing = _macro(per_frame, shared, "PixelMeasuresSequence", "PixelSpacing")
-            slope = _macro(per_frame, shared, "PixelValueTransformationSequence", "RescaleSlope")
-            intercept = _macro(per_frame, shared, "PixelValueTransformationSequence", "RescaleIntercept")
+            position = functional_group_value(per_frame, shared, "PlanePositionSequence", "ImagePositionPatient")
+            orientation = functional_group_value(per_frame, shared, "PlaneOrientationSequence", "ImageOrientationPatient")
+            spacing = functional_group_value(per_frame, shared, "PixelMeasuresSequence", "PixelSpacing")
+            slope = functional_group_value(per_frame, shared, "PixelValueTransformationSequence", "RescaleSlope")
+            intercept = functional_group_value(per_frame, shared, "PixelValueTransformationSequence", "RescaleIntercept")
             records.append(_record(path, index, position, orientation, spacing, slope, intercept, common))
         return records
     return [_record(path, None, header.get("ImagePositionPatient"), header.get("ImageOrientationPatient"),
@@ -115,13 +116,6 @@ def _int(value: Any) -> int:
         return int(value)
     except (TypeError, ValueError):
         return 0
-
-
-def _macro(per_frame: Any, shared: Any, sequence: str, keyword: str) -> Any:
-    for group in (per_frame, shared):
-        if group is not None and sequence in group and len(group[sequence].value) and keyword in group[sequence][0]:
-            return group[sequence][0].get(keyword)
-    return None
 
 
 def _record(path: Path, frame: int | None, position, orientation, spacing, slope, intercept, common: dict) -> SliceRecord:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pydicom
@@ -16,9 +17,10 @@ from autounet.dicom.synthetic import write_dicom_series
 from autounet.errors import ImageReadError
 
 from inference.conftest import make_results, tiny_configuration, tiny_plans
-from .conftest import GEOMETRY_VARIANTS
+from .conftest import GEOMETRY_VARIANTS, SHARED_DATASETS
 
 SHAPE = (6, 16, 16)
+DCMQI_SEG = SHARED_DATASETS / "dicom" / "dcmqi_ct3slice_liver_seg" / "seg" / "liver.dcm"
 #: Compressed transfer syntaxes, for finding one that no installed plugin decodes.
 COMPRESSED = ["1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203",
               "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.50"]
@@ -76,6 +78,15 @@ def test_inconsistent_orientations(tmp_path):
         read_dicom_series(tmp_path)
 
 
+def test_a_missing_dicom_extra_is_named(tmp_path, monkeypatch):
+    import sys
+
+    _series(tmp_path)
+    monkeypatch.setitem(sys.modules, "pydicom", None)  # as if pydicom were not installed
+    with pytest.raises(ImageReadError, match=r"pip install 'autounet\[dicom\]'"):
+        read_dicom_series(tmp_path)
+
+
 def test_no_dicom_at_all(tmp_path):
     (tmp_path / "a.txt").write_text("hello")
     with pytest.raises(ImageReadError, match=r"no DICOM image series.*1 file\(s\) are not DICOM"):
@@ -93,6 +104,9 @@ def test_predict_reports_each_bad_series_and_writes_nothing_for_it(tmp_path, cap
     files = _series(inputs / "single")
     for path in files[1:]:
         path.unlink()
+    if DCMQI_SEG.is_file():  # a folder of Segmentations only (an earlier run's output) is not a case
+        (inputs / "old_output").mkdir()
+        shutil.copy(DCMQI_SEG, inputs / "old_output" / "a.dcm")
     code = main(["predict", "-i", str(inputs), "-o", str(tmp_path / "out"), "-m", str(results), "--device", "cpu",
                  "--no-mirroring", "--no-progress", "--output-format", "both"])
     out = capsys.readouterr().out
