@@ -13,7 +13,7 @@ import torch
 from autounet import jsonio
 from autounet.io import Geometry, write_image
 from autounet.jsonio import save_npy, save_npz, write_json
-from autounet.trainers.checkpoint import save_checkpoint
+from autounet.trained_fold.checkpoint import save_checkpoint
 
 from inference.conftest import tiny_configuration, tiny_plans
 

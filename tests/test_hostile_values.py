@@ -16,7 +16,7 @@ from autounet.cli import main
 from autounet.errors import DatasetError
 from autounet.fingerprint.compute import fingerprint_case
 from autounet.io import Geometry, write_image
-from autounet.trainers.checkpoint import CheckpointError, load_checkpoint
+from autounet.trained_fold.checkpoint import CheckpointError, load_checkpoint
 
 from inference.conftest import make_results, tiny_configuration, tiny_plans, write_case
 

@@ -19,6 +19,7 @@ from autounet.errors import AutounetError
 COMMAND_MODULES = [
     "demo",
     "import_",
+    "import_dicom",
     "check",
     "fingerprint",
     "plan",

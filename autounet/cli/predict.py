@@ -6,15 +6,17 @@ import argparse
 from pathlib import Path
 
 from autounet.cli.common import add_progress_option
+from autounet.inference.export import OUTPUT_FORMATS
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "predict",
         help="segment a folder of images with a trained model",
-        description="Segment every case of IN (MSD 4D files, nnU-Net v2 CASE_0000 channel files or 2D images) and "
-        "write the label maps to OUT in each input's format and geometry. Defaults come from MODEL_DIR/inference.json "
-        '("autounet find-best") when it exists.',
+        description="Segment every case of IN (MSD 4D files, nnU-Net v2 CASE_0000 channel files, 2D images, or DICOM "
+        "series: one sub-folder per case, or loose files grouped by series) and write the label maps to OUT in each "
+        "input's format and geometry, or as DICOM Segmentations of DICOM input. Defaults come from "
+        'MODEL_DIR/inference.json ("autounet find-best") when it exists.',
     )
     parser.add_argument("-i", "--input", dest="input_dir", type=Path, required=True, help="folder of images")
     parser.add_argument("-o", "--output", dest="output_dir", type=Path, required=True, help="folder for the results")
@@ -34,21 +36,45 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--workers", type=int, default=None,
                         help="cases in flight: 0 one after the other, 1 overlap reading/writing with the network, N>=2 N "
                         "cases at a time (default: one per core for small images on the CPU, else 1)")
+    dicom = parser.add_argument_group("DICOM")
+    dicom.add_argument("--output-format", choices=OUTPUT_FORMATS, default="auto",
+                       help="nifti: an image file (.nii.gz for DICOM input); dicom-seg: CASE.dcm, a DICOM Segmentation of "
+                       "the source series; both; auto (default): dicom-seg for DICOM input, else nifti")
+    dicom.add_argument("--seg-type", choices=["binary", "labelmap"], default="binary",
+                       help="DICOM Segmentation type: binary (default, widest viewer support) or labelmap")
+    dicom.add_argument("--segment-codes", type=Path, default=None, metavar="JSON",
+                       help='SNOMED codes per label, e.g. {"liver": {"category": ["91723000", "SCT", "Anatomical '
+                       'Structure"], "type": ["10200004", "SCT", "Liver"]}} (default: from the label names)')
+    dicom.add_argument("--dicom-channels", default=None, metavar="NAME=PATTERN,...",
+                       help="which series is which channel, by a glob on SeriesDescription, e.g. T2=*T2*,ADC=*ADC* "
+                       "(default: dicom_channels of the model's dataset.json)")
+    dicom.add_argument("--dicom-resample", action="store_true",
+                       help="resample series with irregular slice gaps or gantry tilt onto a regular grid instead of "
+                       "refusing them")
     add_progress_option(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from autounet.dicom.cases import parse_channel_map
+    from autounet.dicom.codes import read_segment_codes
+    from autounet.dicom.seg_writer import SegOptions
     from autounet.inference import Predictor
     from autounet.locks import folder_lock
     from autounet.separate_folders import require_separate_output
+    from autounet.inference.export import OutputOptions
+
+    seg = SegOptions(seg_type=args.seg_type, user_codes=read_segment_codes(args.segment_codes) if args.segment_codes else None)
+    output_options = OutputOptions(args.output_format, seg, dicom_resample=args.dicom_resample)
 
     require_separate_output(args.output_dir, {"-i": args.input_dir})  # before the slow model load
     with folder_lock(args.output_dir, "autounet predict"):
-        return _predict(args, Predictor)
+        return _predict(args, Predictor, output_options)
 
 
-def _predict(args: argparse.Namespace, Predictor) -> int:
+def _predict(args: argparse.Namespace, Predictor, output_options) -> int:
+    from autounet.dicom.cases import parse_channel_map
+
     predictor = Predictor.from_model_folder(
         args.model_dir,
         configurations=args.configurations,
@@ -65,6 +91,8 @@ def _predict(args: argparse.Namespace, Predictor) -> int:
         args.input_dir,
         args.output_dir,
         file_ending=args.file_ending,
+        dicom_channels=parse_channel_map(args.dicom_channels),
+        output_options=output_options,
         save_probabilities=args.save_probabilities,
         save_uncertainty=args.save_uncertainty,
         skip_finished=args.skip_finished,

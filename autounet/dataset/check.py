@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -14,6 +13,8 @@ from autounet.dataset.check_case import CaseResult, CaseTask, check_case
 from autounet.dataset.check_report import CheckReport, Problem
 from autounet.dataset.dataset import SAFE_PUNCTUATION, Case, Dataset, case_id_problems, load_dataset
 from autounet.errors import DatasetError
+from autounet.io.formats import input_stat
+from autounet.jsonio import read_json
 from autounet.parallel import auto_workers, map_with_progress
 from autounet.plausibility import median_spacing, spacing_outlier
 from autounet.typing import PathType
@@ -67,11 +68,13 @@ def check_dataset(root: PathType, workers: int | None = None, progress: bool = T
     listing = _list_files(dataset)
     tasks = [_task(dataset, case, is_training) for case, is_training in _all_cases(dataset)]
     tasks = [task for task in tasks if task.image_files]  # cases without any image file are already reported
-    total_bytes = sum(os.path.getsize(f) for t in tasks for f in (*t.image_files, t.label_file) if f)
+    total_bytes = sum(max(input_stat(f)[0], 0) for t in tasks for f in (*t.image_files, t.label_file) if f)
     results = map_with_progress(
         check_case, tasks, workers=auto_workers(total_bytes, workers), progress=progress, description="check"
     )
-    by_case: dict[str | None, list[Problem]] = {None: _dataset_problems(dataset) + listing.pop(None, [])}
+    by_case: dict[str | None, list[Problem]] = {
+        None: _dataset_problems(dataset) + _dicom_import_problems(dataset) + listing.pop(None, [])
+    }
     for case_id, problem in case_id_problems(dataset):
         by_case.setdefault(case_id, []).append(_case_id_problem(dataset, case_id, problem))
     for case, _ in _all_cases(dataset):
@@ -121,7 +124,7 @@ def _all_cases(dataset: Dataset) -> list[tuple[Case, bool]]:
 
 
 def _task(dataset: Dataset, case: Case, is_training: bool) -> CaseTask:
-    existing = tuple(str(p) for p in case.image_files if p.is_file())
+    existing = tuple(str(p) for p in case.image_files if p.exists())  # a file, or a DICOM series folder
     complete = len(existing) == len(case.image_files)
     label = str(case.label_file) if is_training and case.label_file is not None and case.label_file.is_file() else None
     return CaseTask(
@@ -168,6 +171,37 @@ def _dataset_problems(dataset: Dataset) -> list[Problem]:
     return problems
 
 
+#: Written by ``autounet import-dicom``: the series and labels it could not pair or import.
+DICOM_IMPORT_RECORD = "dicom_import.json"
+
+
+def _dicom_import_problems(dataset: Dataset) -> list[Problem]:
+    """Every series or label ``import-dicom`` left out (unpaired or mismatched), as warnings naming the reason."""
+    path = dataset.root / DICOM_IMPORT_RECORD
+    if not path.is_file():
+        return []
+    try:
+        record = read_json(path)
+    except ValueError as err:
+        return [_problem("warning", None, [path], f"unreadable import record ({err})", "re-run autounet import-dicom",
+                         "dicom_import_record")]
+    problems = []
+    for entry in record.get("unpaired", []):
+        what = f"series in {entry['folder']} ({entry.get('series', '?')})" if entry.get("folder") else f"label {entry.get('label')}"
+        problems.append(_problem(
+            "warning", None, [path], f"import-dicom left out the {what}: {entry.get('reason', '')}",
+            "add the missing label (or series) and run autounet import-dicom again, or ignore it if it is unlabelled",
+            "dicom_unpaired",
+        ))
+    for entry in record.get("mismatched", []):
+        problems.append(_problem(
+            "warning", entry.get("case"), [path], f"import-dicom could not import series {entry.get('series')} with "
+            f"label {entry.get('label')}: {entry.get('reason', '')}",
+            "fix the label (it must be drawn on this series) and run autounet import-dicom again", "dicom_mismatch",
+        ))
+    return problems
+
+
 def _list_files(dataset: Dataset) -> dict[str | None, list[Problem]]:
     """File-level problems per case id (None: not tied to a case)."""
     problems: dict[str | None, list[Problem]] = {}
@@ -186,8 +220,8 @@ def _list_files(dataset: Dataset) -> dict[str | None, list[Problem]]:
 
 
 def _missing_files(dataset: Dataset, case: Case, is_training: bool) -> list[Problem]:
-    found = [p for p in case.image_files if p.is_file()]
-    missing = [p for p in case.image_files if not p.is_file()]
+    found = [p for p in case.image_files if p.exists()]  # a file, or a DICOM series folder
+    missing = [p for p in case.image_files if not p.exists()]
     label = case.label_file
     label_exists = label is not None and label.is_file()
     problems = []

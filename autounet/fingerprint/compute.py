@@ -24,6 +24,7 @@ from autounet.dataset.training_case import (
 from autounet.errors import DatasetError
 from autounet.fingerprint.schema import FINGERPRINT_VERSION, CaseFingerprint, Fingerprint, IntensityStats
 from autounet.io import read_image
+from autounet.io.formats import input_stat
 from autounet.jsonio import read_json
 from autounet.parallel import auto_workers, map_with_progress
 from autounet.plausibility import median_spacing, spacing_outlier
@@ -193,8 +194,8 @@ def inputs_signature(dataset: Dataset, samples_per_case: int, seed: int) -> str:
     digest.update(json.dumps([FINGERPRINT_VERSION, samples_per_case, seed, dataset.description.to_dict()]).encode())
     for case in dataset.training:
         for path in (*case.image_files, case.label_file):
-            stat = os.stat(path) if path is not None and os.path.exists(path) else None
-            digest.update(f"{path}|{stat.st_size if stat else -1}|{stat.st_mtime_ns if stat else -1}\n".encode())
+            size, mtime = input_stat(path) if path is not None else (-1, -1)  # a DICOM series folder: all its files
+            digest.update(f"{path}|{size}|{mtime}\n".encode())
     return digest.hexdigest()
 
 
@@ -252,7 +253,7 @@ def compute_fingerprint(
          dataset.description.label_values)
         for case in dataset.training
     ]
-    total_bytes = sum(os.path.getsize(p) for c in dataset.training for p in (*c.image_files, c.label_file) if os.path.exists(p))
+    total_bytes = sum(max(input_stat(p)[0], 0) for c in dataset.training for p in (*c.image_files, c.label_file) if p is not None)
     workers = auto_workers(total_bytes, workers)
     results = map_with_progress(_fingerprint_task, tasks, workers=workers, progress=progress, description="fingerprint")
     cases = tuple(case for case, _ in results)

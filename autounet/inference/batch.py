@@ -8,7 +8,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,8 +16,17 @@ import numpy as np
 import torch
 
 from autounet.dataset.dataset import read_case_images
+from autounet.dicom.cases import read_dicom_channels
+from autounet.dicom.seg_writer import write_dicom_seg
 from autounet.errors import AutounetError, DatasetError
-from autounet.inference.export import output_paths, write_map, write_probabilities, write_segmentation
+from autounet.inference.export import (
+    OutputOptions,
+    model_checksum,
+    output_paths,
+    write_map,
+    write_probabilities,
+    write_segmentation,
+)
 from autounet.inference.inputs import InputCase
 from autounet.io import read_image_geometry
 from autounet.io.nifti_raw import count_nonfinite_nifti
@@ -84,6 +93,7 @@ def predict_cases(
     skip_finished: bool = False,
     workers: int | None = None,
     progress: bool = True,
+    output_options: OutputOptions | None = None,
 ) -> PredictionReport:
     """Predict ``cases`` and write their outputs to ``output_dir`` (see :meth:`Predictor.predict_files`), holding the
     folder's write lock (another run writing there is refused, named) and never writing into an input's folder."""
@@ -93,7 +103,7 @@ def predict_cases(
     with folder_lock(output_dir, "autounet predict"):
         return _predict_cases(predictor, cases, output_dir, save_probabilities=save_probabilities,
                               save_uncertainty=save_uncertainty, skip_finished=skip_finished, workers=workers,
-                              progress=progress)
+                              progress=progress, output_options=output_options)
 
 
 def _predict_cases(
@@ -106,18 +116,27 @@ def _predict_cases(
     skip_finished: bool = False,
     workers: int | None = None,
     progress: bool = True,
+    output_options: OutputOptions | None = None,
 ) -> PredictionReport:
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    output_options = output_options or OutputOptions()
     report = PredictionReport(output_dir, settings=_settings(predictor, save_probabilities, save_uncertainty))
+    report.settings["output_format"] = output_options.output_format
     with_disagreement = save_uncertainty and predictor.num_members > 1
     todo = []
     for case in cases:
         paths = output_paths(output_dir, case.case_id, case.output_extension)
-        if skip_finished and paths.is_complete(save_probabilities, save_uncertainty, with_disagreement):
+        try:
+            formats = output_options.outputs(bool(case.dicom), case.case_id)
+        except DatasetError:
+            formats = (True, True)  # never complete: the case fails with the message when predicted
+        if skip_finished and paths.is_complete(save_probabilities, save_uncertainty, with_disagreement, *formats):
             report.skipped.append(case.case_id)
         else:
             todo.append(case)
+    seg_options = _with_model_identity(output_options, predictor, todo)
+    dicom_sources: dict[str, Any] = {}  # case id -> source series (headers only) for its Segmentation
     start = time.perf_counter()
     workers = resolve_workers(workers, todo, predictor.device)
     report.settings["workers"] = workers
@@ -125,13 +144,19 @@ def _predict_cases(
     def prepare(case: InputCase) -> "PreparedCase":
         if case.problem:
             raise DatasetError(case.problem)
-        image = read_case_images(case.files)
-        _check_finite(case)
+        output_options.outputs(bool(case.dicom), case.describe())  # refuse a Segmentation of non-DICOM input early
+        if case.dicom:
+            image, reference = read_dicom_channels(case.dicom, resample=output_options.dicom_resample)
+            dicom_sources[case.case_id] = reference.without_voxels()
+        else:
+            image = read_case_images(case.files)
+            _check_finite(case)
         return predictor.prepare(image, case.case_id)
 
     def finish(case: InputCase, inferred: "InferredCase") -> None:
         prediction = predictor.finish(inferred, probabilities=save_probabilities, uncertainty=save_uncertainty)
         paths = output_paths(output_dir, case.case_id, case.output_extension)
+        image_file, dicom_seg = output_options.outputs(bool(case.dicom), case.case_id)
         if save_probabilities:
             assert prediction.probabilities is not None
             write_probabilities(paths.probabilities, prediction.probabilities, predictor.label_values)
@@ -140,7 +165,12 @@ def _predict_cases(
             write_map(paths.entropy, prediction.entropy, prediction.geometry)
             if prediction.disagreement is not None:
                 write_map(paths.disagreement, prediction.disagreement, prediction.geometry)
-        write_segmentation(paths.segmentation, prediction.segmentation, prediction.geometry)  # last: marks the case done
+        if dicom_seg:  # before the image file: a failed geometry proof leaves no segmentation of the case at all
+            assert paths.dicom_seg is not None
+            write_dicom_seg(paths.dicom_seg, prediction.segmentation, dicom_sources.pop(case.case_id),
+                            predictor.plans.labels, seg_options)
+        if image_file:
+            write_segmentation(paths.segmentation, prediction.segmentation, prediction.geometry)  # last: marks the case done
 
     if workers > 1:
         _predict_in_parallel(todo, workers, lambda c: finish(c, predictor.infer(prepare(c), save_uncertainty)), report, progress)
@@ -195,6 +225,20 @@ def _predict_cases(
     for case_id, reason in report.failed.items():
         logger.error("%s failed: %s", case_id, reason)
     return report
+
+
+def _with_model_identity(options: OutputOptions, predictor: "Predictor", cases: Sequence[InputCase]):
+    """The Segmentation options with the model's name and weights checksum filled in (hashed only when needed)."""
+    seg = options.seg
+    if not any(case.dicom for case in cases) or options.output_format == "nifti":
+        return seg
+    checkpoints = [fold.path for folds in predictor.models.values() for fold in folds if getattr(fold, "path", None)]
+    name = seg.algorithm_name if seg.algorithm_name != "autounet" else f"autounet {predictor.plans.dataset_name}"
+    parameters = {"configurations": ",".join(predictor.configurations),
+                  "folds": ",".join(str(f.fold) for name_ in predictor.configurations for f in predictor.models[name_]),
+                  **dict(seg.parameters)}
+    return replace(seg, algorithm_name=name, model_checksum=seg.model_checksum or model_checksum(checkpoints),
+                   parameters=parameters)
 
 
 def resolve_workers(workers: int | None, cases: Sequence[InputCase], device: torch.device) -> int:

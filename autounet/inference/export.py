@@ -3,8 +3,11 @@ pickle) and uncertainty maps; every file atomically, so a killed run never leave
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -15,6 +18,8 @@ from autounet.inference.ensemble import (
     softmax_,
     to_original_geometry,
 )
+from autounet.dicom.seg_writer import SegOptions
+from autounet.errors import DatasetError
 from autounet.io import Geometry, write_image
 from autounet.io.formats import PIL_EXTENSIONS, file_extension
 from autounet.jsonio import save_npz
@@ -27,6 +32,68 @@ from autounet.typing import PathType
 UNCERTAINTY_FOLDER = "uncertainty"
 #: Format of uncertainty maps of flat inputs (PNG, BMP, ...): they hold float values, which only TIFF keeps.
 FLAT_UNCERTAINTY_EXTENSION = ".tif"
+#: Extension of DICOM Segmentation outputs.
+DICOM_SEG_EXTENSION = ".dcm"
+
+OutputFormat = Literal["auto", "nifti", "dicom-seg", "both"]
+OUTPUT_FORMATS: tuple[str, ...] = ("auto", "nifti", "dicom-seg", "both")
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """What a case's segmentation is written as.
+
+    Parameters
+    ----------
+    output_format : {"auto", "nifti", "dicom-seg", "both"}
+        ``nifti``: an image file (the input's format; ``.nii.gz`` for DICOM input). ``dicom-seg``: a DICOM
+        Segmentation ``CASE.dcm`` of the source series (DICOM input only). ``both``: the two. ``auto``: ``dicom-seg``
+        for DICOM input, else ``nifti``.
+    seg : SegOptions
+        Segmentation type, segment codes and algorithm identification (model name and checksum are filled in from
+        the model when empty).
+    dicom_resample : bool
+        Resample DICOM series with irregular slice gaps or gantry tilt onto a regular grid instead of refusing them.
+    """
+
+    output_format: OutputFormat = "auto"
+    seg: SegOptions = field(default_factory=SegOptions)
+    dicom_resample: bool = False
+
+    def __post_init__(self) -> None:
+        if self.output_format not in OUTPUT_FORMATS:
+            raise ValueError(f"output_format {self.output_format!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
+
+    def outputs(self, is_dicom: bool, case: str = "case") -> tuple[bool, bool]:
+        """``(image file, DICOM Segmentation)`` to write for a case; an error for a Segmentation of non-DICOM input.
+
+        Examples
+        --------
+        >>> OutputOptions("auto").outputs(is_dicom=True), OutputOptions("both").outputs(is_dicom=True)
+        ((False, True), (True, True))
+        >>> OutputOptions("auto").outputs(is_dicom=False)
+        (True, False)
+        """
+        if self.output_format == "auto":
+            return (not is_dicom, is_dicom)
+        if self.output_format == "nifti":
+            return (True, False)
+        if not is_dicom:
+            raise DatasetError(
+                f"{case}: --output-format {self.output_format} needs DICOM input (a Segmentation references its source "
+                "series), but this case is an image file; use --output-format nifti, or predict on the DICOM series"
+            )
+        return (self.output_format == "both", True)
+
+
+def model_checksum(files: Iterable[Path]) -> str:
+    """SHA-256 over the model's weight files (sorted by path): identifies the model in a Segmentation."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(f) for f in files):
+        with open(path, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -37,10 +104,14 @@ class OutputPaths:
     probabilities: Path
     entropy: Path
     disagreement: Path
+    dicom_seg: Path | None = None
 
-    def expected(self, save_probabilities: bool, save_uncertainty: bool, with_disagreement: bool) -> list[Path]:
+    def expected(self, save_probabilities: bool, save_uncertainty: bool, with_disagreement: bool,
+                 image_file: bool = True, dicom_seg: bool = False) -> list[Path]:
         """The files a finished case has with these options (the segmentation is written last)."""
-        paths = [self.segmentation]
+        paths = [self.segmentation] if image_file else []
+        if dicom_seg and self.dicom_seg is not None:
+            paths.append(self.dicom_seg)
         if save_probabilities:
             paths.append(self.probabilities)
         if save_uncertainty:
@@ -49,14 +120,16 @@ class OutputPaths:
                 paths.append(self.disagreement)
         return paths
 
-    def is_complete(self, save_probabilities: bool, save_uncertainty: bool, with_disagreement: bool) -> bool:
+    def is_complete(self, save_probabilities: bool, save_uncertainty: bool, with_disagreement: bool,
+                    image_file: bool = True, dicom_seg: bool = False) -> bool:
         """True when every expected file exists (files appear only complete, by atomic rename)."""
-        return all(p.is_file() and p.stat().st_size > 0 for p in self.expected(save_probabilities, save_uncertainty, with_disagreement))
+        expected = self.expected(save_probabilities, save_uncertainty, with_disagreement, image_file, dicom_seg)
+        return all(p.is_file() and p.stat().st_size > 0 for p in expected)
 
 
 def output_paths(output_dir: PathType, case_id: str, extension: str) -> OutputPaths:
-    """Where the outputs of ``case_id`` go: ``CASE.ext``, ``CASE.npz``, ``uncertainty/CASE_entropy.ext`` and
-    ``uncertainty/CASE_disagreement.ext`` (``.tif`` for flat image formats).
+    """Where the outputs of ``case_id`` go: ``CASE.ext``, ``CASE.npz``, ``uncertainty/CASE_entropy.ext``,
+    ``uncertainty/CASE_disagreement.ext`` (``.tif`` for flat image formats) and ``CASE.dcm`` (DICOM Segmentation).
 
     Examples
     --------
@@ -71,6 +144,7 @@ def output_paths(output_dir: PathType, case_id: str, extension: str) -> OutputPa
         probabilities=output_dir / f"{case_id}.npz",
         entropy=output_dir / UNCERTAINTY_FOLDER / f"{case_id}_entropy{map_extension}",
         disagreement=output_dir / UNCERTAINTY_FOLDER / f"{case_id}_disagreement{map_extension}",
+        dicom_seg=output_dir / f"{case_id}{DICOM_SEG_EXTENSION}",
     )
 
 

@@ -8,7 +8,10 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from autounet.dicom.cases import contains_dicom, find_dicom_cases
+from autounet.dicom.headers import looks_like_dicom
 from autounet.errors import DatasetError
 from autounet.io.formats import SUPPORTED_EXTENSIONS, file_extension, strip_extension
 from autounet.typing import PathType
@@ -18,6 +21,8 @@ _CHANNEL_FILE = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
 #: Output format for an input format that cannot hold a segmentation faithfully or atomically: JPEG is lossy, and
 #: the header+data pairs (.mhd/.raw, .nhdr/.raw) cannot be renamed into place as one file.
 OUTPUT_EXTENSION = {".jpg": ".png", ".jpeg": ".png", ".mhd": ".mha", ".nhdr": ".nrrd"}
+#: Image-file output (``--output-format nifti``) of a case read from DICOM series.
+DICOM_IMAGE_OUTPUT_EXTENSION = ".nii.gz"
 
 
 @dataclass(frozen=True)
@@ -27,17 +32,25 @@ class InputCase:
     case_id: str
     files: tuple[Path, ...]
     problem: str = ""
+    #: DICOM input: one :class:`~autounet.dicom.discovery.DicomSeries` per channel (``files`` then holds their folders).
+    dicom: tuple[Any, ...] = ()
 
     @property
     def output_extension(self) -> str:
+        if self.dicom:
+            return DICOM_IMAGE_OUTPUT_EXTENSION
         ext = file_extension(self.files[0])
         return OUTPUT_EXTENSION.get(ext, ext)
 
     def describe(self) -> str:
+        if self.dicom:
+            return "; ".join(s.describe() for s in self.dicom)
         return ", ".join(str(f) for f in self.files)
 
 
-def find_input_cases(input_dir: PathType, num_channels: int, file_ending: str | None = None) -> list[InputCase]:
+def find_input_cases(
+    input_dir: PathType, num_channels: int, file_ending: str | None = None, dicom_channels: Sequence[tuple[str, str]] | None = None
+) -> list[InputCase]:
     """The cases of a folder of images, sorted by case id.
 
     Parameters
@@ -48,6 +61,9 @@ def find_input_cases(input_dir: PathType, num_channels: int, file_ending: str | 
         Channels the model expects.
     file_ending : str, optional
         Only consider files ending with this (e.g. ``".nii.gz"``).
+    dicom_channels : sequence of (name, pattern), optional
+        Which DICOM series is which channel (glob on SeriesDescription); see
+        :func:`~autounet.dicom.cases.find_dicom_cases`.
 
     Returns
     -------
@@ -60,6 +76,9 @@ def find_input_cases(input_dir: PathType, num_channels: int, file_ending: str | 
     and ordered by channel (outputs are ``CASE.ext``); a case with a missing or an extra channel file carries a
     ``problem`` and fails alone when predicted. Otherwise every file is one case holding all its channels (MSD
     ``imagesTs``: 4D NIfTI; RGB or grey 2D images; numbered 2D series) and outputs keep the input's name.
+
+    DICOM series are found too (unless ``file_ending`` is given): each sub-folder holding DICOM files is one case,
+    and DICOM files directly in the folder are grouped by series (see :func:`~autounet.dicom.cases.find_dicom_cases`).
 
     Raises
     ------
@@ -78,19 +97,23 @@ def find_input_cases(input_dir: PathType, num_channels: int, file_ending: str | 
         and not p.name.startswith(".")
         and (p.name.endswith(file_ending) if file_ending else file_extension(p) in SUPPORTED_EXTENSIONS)
     ]
-    if not files:
+    dicom_cases = _dicom_cases(input_dir, num_channels, files, dicom_channels) if file_ending is None else []
+    if not files and not dicom_cases:
         raise DatasetError(
-            f"{input_dir}: no image files ({file_ending or ', '.join(SUPPORTED_EXTENSIONS)}); pass the folder of the "
-            "images to segment"
+            f"{input_dir}: no image files ({file_ending or ', '.join(SUPPORTED_EXTENSIONS)}) and no DICOM series; pass "
+            "the folder of the images to segment"
         )
-    grouped = _group_channel_files(files, num_channels)
-    if grouped is not None:
+    grouped = _group_channel_files(files, num_channels) if files else None
+    if not files:
+        cases = []
+    elif grouped is not None:
         cases = [
             InputCase(case_id, tuple(channels[k] for k in sorted(channels)), _channel_problem(case_id, channels, num_channels))
             for case_id, channels in grouped.items()
         ]
     else:
         cases = [InputCase(strip_extension(p), (p,)) for p in files]
+    cases.extend(dicom_cases)
     seen: dict[str, InputCase] = {}
     for case in cases:
         if case.case_id in seen:
@@ -100,6 +123,18 @@ def find_input_cases(input_dir: PathType, num_channels: int, file_ending: str | 
             )
         seen[case.case_id] = case
     return sorted(cases, key=lambda c: c.case_id)
+
+
+def _dicom_cases(input_dir: Path, num_channels: int, image_files: Sequence[Path],
+                 channels: Sequence[tuple[str, str]] | None) -> list[InputCase]:
+    """DICOM cases of the folder (sub-folders and loose DICOM files), or none when nothing looks like DICOM."""
+    taken = set(image_files)
+    loose = [p for p in input_dir.iterdir() if p.is_file() and p not in taken and not p.name.startswith(".")]
+    folders = [p for p in input_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    if not any(looks_like_dicom(p) for p in loose) and not any(contains_dicom(f) for f in folders):
+        return []
+    found = find_dicom_cases(input_dir, num_channels, channels, skip_files=list(taken))
+    return [InputCase(c.case_id, tuple(s.folder for s in c.series) or (c.folder,), c.problem, dicom=c.series) for c in found]
 
 
 def _group_channel_files(files: Sequence[Path], num_channels: int) -> dict[str, dict[int, Path]] | None:

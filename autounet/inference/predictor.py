@@ -28,7 +28,7 @@ from autounet.inference.ensemble import (
     segmentation_to_original,
     to_original_geometry,
 )
-from autounet.inference.export import entropy_map
+from autounet.inference.export import OutputOptions, entropy_map
 from autounet.inference.inputs import InputCase, cases_from_files, find_input_cases
 from autounet.inference.model_folder import (
     CheckpointName,
@@ -43,7 +43,9 @@ from autounet.inference.model_folder import (
 from autounet.inference.postprocessing import PostprocessingDecision, apply_postprocessing, load_postprocessing
 from autounet.inference.find_best import find_postprocessing_file, read_inference_json
 from autounet.inference.sliding_window import AutocastDtype, predict_logits
+from autounet.dicom.cases import parse_channel_map
 from autounet.io import Geometry, Image
+from autounet.jsonio import read_json
 from autounet.layout import INFERENCE_FILE, ResultsLayout, checkpoint_file
 from autounet.model_manifest import check_model_files
 from autounet.plausibility import spacing_outlier
@@ -366,8 +368,9 @@ class Predictor:
         skip_finished: bool = False,
         workers: int | None = None,
         progress: bool = True,
+        output_options: OutputOptions | None = None,
     ) -> PredictionReport:
-        """Segment image files and write the results to ``output_dir``.
+        """Segment image files (or DICOM series) and write the results to ``output_dir``.
 
         Parameters
         ----------
@@ -396,6 +399,9 @@ class Predictor:
             Each case in flight holds its own arrays in memory.
         progress : bool
             Progress bar over the cases.
+        output_options : OutputOptions, optional
+            Image file and/or DICOM Segmentation (``CASE.dcm``, DICOM input only; its geometry is proven before it is
+            kept), segmentation type and segment codes (see :class:`~autounet.inference.export.OutputOptions`).
 
         Returns
         -------
@@ -416,12 +422,25 @@ class Predictor:
             skip_finished=skip_finished,
             workers=workers,
             progress=progress,
+            output_options=output_options,
         )
 
-    def predict_folder(self, input_dir: PathType, output_dir: PathType, *, file_ending: str | None = None, **options: Any) -> PredictionReport:
-        """Segment every case of a folder (MSD single files, nnU-Net v2 ``CASE_0000`` channel files or 2D images;
-        see :func:`~autounet.inference.inputs.find_input_cases`). Options as in :meth:`predict_files`."""
-        cases = find_input_cases(input_dir, self.num_channels, file_ending)
+    def predict_folder(
+        self,
+        input_dir: PathType,
+        output_dir: PathType,
+        *,
+        file_ending: str | None = None,
+        dicom_channels: Sequence[tuple[str, str]] | None = None,
+        **options: Any,
+    ) -> PredictionReport:
+        """Segment every case of a folder (MSD single files, nnU-Net v2 ``CASE_0000`` channel files, 2D images or
+        DICOM series; see :func:`~autounet.inference.inputs.find_input_cases`). ``dicom_channels`` maps DICOM series
+        to channels (default: ``dicom_channels`` of the model's dataset.json, if any). Options as in
+        :meth:`predict_files`."""
+        if dicom_channels is None:
+            dicom_channels = recorded_dicom_channels(self.model_dir)
+        cases = find_input_cases(input_dir, self.num_channels, file_ending, dicom_channels)
         return self.predict_files(cases, output_dir, **options)
 
     # ------------------------------------------------------------------ helpers
@@ -473,6 +492,18 @@ class Predictor:
         )
         assert seg is not None
         return np.concatenate([data, one_hot_foreground(seg, self.label_values, data.dtype)]), properties
+
+
+def recorded_dicom_channels(model_dir: Path | None) -> list[tuple[str, str]] | None:
+    """The ``dicom_channels`` mapping (channel name -> series pattern) of a model folder's dataset.json, if any."""
+    path = Path(model_dir) / "dataset.json" if model_dir is not None else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        mapping = read_json(path).get("dicom_channels")
+    except (ValueError, AttributeError):
+        return None
+    return parse_channel_map(mapping) if isinstance(mapping, dict) and mapping else None
 
 
 def _stages(plans: Plans, name: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from autounet.typing import PathType
@@ -58,3 +59,17 @@ def check_supported(path: PathType) -> str:
             f"use one of {', '.join(SUPPORTED_EXTENSIONS)}"
         )
     return ext
+
+
+def input_stat(path: PathType) -> tuple[int, int]:
+    """``(size in bytes, modification time in ns)`` of an input: a file, or a folder (a DICOM series) whose files are
+    summed and whose newest file counts; ``(-1, -1)`` when it does not exist. Signatures of cached results use it.
+    """
+    try:
+        if os.path.isdir(path):
+            stats = [os.stat(os.path.join(folder, name)) for folder, _, names in os.walk(path) for name in names]
+            return sum(s.st_size for s in stats), max((s.st_mtime_ns for s in stats), default=0)
+        stat = os.stat(path)
+    except OSError:
+        return -1, -1
+    return stat.st_size, stat.st_mtime_ns

@@ -28,13 +28,15 @@ def read_image(path: PathType) -> Image:
     Parameters
     ----------
     path : str or Path
-        A NIfTI, NRRD, MHA/MHD file (3D, 4D multi-channel or 2D) or a PNG, TIFF, BMP, GIF or JPEG image.
+        A NIfTI, NRRD, MHA/MHD file (3D, 4D multi-channel or 2D), a PNG, TIFF, BMP, GIF or JPEG image, or a folder
+        holding one DICOM series (read with :func:`autounet.dicom.read_dicom_series`; needs the ``dicom`` extra).
 
     Returns
     -------
     Image
         ``data`` has shape ``(C, z, y, x)``: 4D NIfTI volumes are split along their fourth axis into
-        channels, vector pixels (RGB) become channels, and flat images get ``z = 1``.
+        channels, vector pixels (RGB) become channels, and flat images get ``z = 1``. A DICOM series has one
+        channel in modality units (rescale slope and intercept applied) and its slices sorted along the normal.
 
     Raises
     ------
@@ -42,6 +44,10 @@ def read_image(path: PathType) -> Image:
         If the file is missing, unreadable, truncated or of an unsupported type.
     """
     path = Path(path)
+    if path.is_dir():
+        from autounet.dicom.series import read_dicom_series  # optional dependency, and dicom builds on io
+
+        return read_dicom_series(path).image
     if not path.is_file():
         raise ImageReadError(f"{path}: file not found; check the path or the dataset.json entry")
     try:
@@ -56,9 +62,13 @@ def read_image(path: PathType) -> Image:
 def read_image_geometry(path: PathType) -> tuple[tuple[int, ...], int, Geometry]:
     """Read only the header: ``(spatial_shape, num_channels, geometry)``, without decoding voxels.
 
-    Flat image formats are decoded (they are small); SimpleITK formats read just the header.
+    Flat image formats are decoded (they are small); SimpleITK formats and DICOM series folders read just the headers.
     """
     path = Path(path)
+    if path.is_dir():
+        from autounet.dicom.series import read_dicom_series_geometry
+
+        return read_dicom_series_geometry(path)
     if not path.is_file():
         raise ImageReadError(f"{path}: file not found; check the path or the dataset.json entry")
     try:

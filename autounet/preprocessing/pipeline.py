@@ -21,6 +21,7 @@ from autounet.safe_names import checked_name
 from autounet.dataset.training_case import require_matching_case_files, require_usable_image
 from autounet.errors import AutounetError, DatasetError, DiskFullError, PlansError
 from autounet.io import read_image, read_image_geometry
+from autounet.io.formats import input_stat
 from autounet.parallel import auto_workers, map_with_progress
 from autounet.planners.plans import Plans, load_plans
 from autounet.preprocessing.case import preprocess_case, preprocessing_key
@@ -82,11 +83,7 @@ def case_inputs(case: Case, root: Path) -> list[list[Any]]:
     for path in (*case.image_files, case.label_file):
         if path is None:
             continue
-        try:
-            stat = os.stat(path)
-            size, mtime = stat.st_size, stat.st_mtime_ns
-        except OSError:
-            size, mtime = -1, -1
+        size, mtime = input_stat(path)  # a DICOM series folder counts all its files
         name = os.path.abspath(path)
         if name.startswith(root_text + os.sep):
             name = name[len(root_text) + 1 :]

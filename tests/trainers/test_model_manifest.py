@@ -11,7 +11,7 @@ import pytest
 
 from autounet.cli import main
 from autounet.model_manifest import MANIFEST_FILE, ModelManifestError, read_manifest, verify_manifest
-from autounet.trainers import train_fold
+from autounet.pipeline import train_fold
 
 from .helpers import quick_config
 
