@@ -1,8 +1,10 @@
 """Python client of ``autounet serve``: list models, segment files or in-memory images, predict whole folders.
 
->>> from autounet.client import Client  # doctest: +SKIP
->>> client = Client("http://127.0.0.1:8000", api_key="...")  # doctest: +SKIP
->>> client.predict("scan.nii.gz", "Hippocampus").save("out/scan.nii.gz")  # doctest: +SKIP
+Usage::
+
+    from autounet.client import Client
+    with Client("http://127.0.0.1:8000", api_key="...") as client:
+        client.predict("scan.nii.gz", "Hippocampus").save("out/scan.nii.gz")
 
 Needs ``httpx`` (the ``serve`` extra). ``predict_folder`` writes the same files as ``autounet predict`` (label maps in
 each input's format, optional probabilities and uncertainty maps, ``prediction_report.json``).

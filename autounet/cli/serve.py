@@ -35,25 +35,33 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from autounet.serve.settings import DEFAULT_MAX_VOXELS, ServeSettings, check_bind_safety, read_api_key
+
+    settings = ServeSettings(
+        host=args.host, port=args.port, api_key=read_api_key(args.api_key_file) if args.api_key_file else None,
+        max_concurrent=args.max_concurrent, threads=args.threads, max_queue=args.max_queue,
+        max_upload_mb=args.max_upload_mb, max_voxels=args.max_voxels or DEFAULT_MAX_VOXELS,
+        job_ttl_seconds=args.job_ttl, device=args.device, work_dir=args.work_dir,
+    )
+    check_bind_safety(settings.host, settings.api_key)  # before loading anything
     try:
-        from autounet.serve import ServeSettings, read_api_key, serve
-        from autounet.serve.settings import DEFAULT_MAX_VOXELS
+        from autounet.serve.server import serve
     except ImportError as err:
         print(f"autounet serve: error: {err.name or err} is not installed; install the server extra: "
               'pip install "autounet[serve]"', file=sys.stderr)
         return 2
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    for name in ("autounet.serve", "uvicorn"):
-        logger = logging.getLogger(name)
-        logger.setLevel(logging.INFO)
-        logger.addHandler(handler)
-        logger.propagate = False
-    settings = ServeSettings(
-        host=args.host, port=args.port, api_key=read_api_key(args.api_key_file) if args.api_key_file else None,
-        max_concurrent=args.max_concurrent, threads=args.threads, max_queue=args.max_queue, max_upload_mb=args.max_upload_mb,
-        max_voxels=args.max_voxels or DEFAULT_MAX_VOXELS, job_ttl_seconds=args.job_ttl, device=args.device,
-        work_dir=args.work_dir,
-    )
+    _log_to_stderr("autounet.serve", "uvicorn")
     serve(args.models, settings)
     return 0
+
+
+def _log_to_stderr(*names: str) -> None:
+    """Timestamped INFO lines of the server (one per request) on stderr, where systemd and containers collect them."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in names:
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO)
+        if not logger.handlers:
+            logger.addHandler(handler)
+        logger.propagate = False

@@ -177,8 +177,8 @@ def _checked_entries(package: Path, archive: zipfile.ZipFile, limits: PackageLim
         problem = relative_path_problem(name)
         if problem is not None:
             raise PackageError(f"{package}: entry {name!r} {problem}; the package is unsafe and is refused")
-        mode = info.external_attr >> 16
-        if stat.S_ISLNK(mode) or (mode and not stat.S_ISREG(mode)):
+        file_type = stat.S_IFMT(info.external_attr >> 16)  # 0 when the zip tool recorded no Unix type
+        if file_type and file_type != stat.S_IFREG:
             raise PackageError(f"{package}: entry {name!r} is a symbolic link or special file; packages hold regular "
                                "files only, so it is refused")
         if info.flag_bits & 0x1:

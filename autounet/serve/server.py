@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,6 +54,28 @@ def serve(models: Sequence[PathType], settings: ServeSettings) -> None:
         )
         config = uvicorn.Config(app, host=settings.host, port=settings.port, access_log=False, log_config=None,
                                 lifespan="on", timeout_graceful_shutdown=30, server_header=False)
-        uvicorn.Server(config).run()
+        _run_until_stopped(uvicorn.Server(config))
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
+
+
+class _Stopped(Exception):
+    """SIGTERM after uvicorn's graceful shutdown (uvicorn re-raises the signal it caught)."""
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise _Stopped()
+
+
+def _run_until_stopped(server: uvicorn.Server) -> None:
+    """Run uvicorn; after its graceful shutdown on Ctrl-C or SIGTERM return normally, so the private folder is removed
+    and the process exits with 0 (systemd's ``stop`` and ``docker stop`` send SIGTERM)."""
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_stopped) if in_main_thread else None
+    try:
+        server.run()
+    except (_Stopped, KeyboardInterrupt):
+        logger.info("stopped")
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
