@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -12,13 +13,16 @@ from typing import Any
 import numpy as np
 
 from autounet.errors import MissingStageError
-from autounet.inference import Predictor, predict_logits
+from autounet.inference import Predictor
+from autounet.inference.export import write_segmentation
 from autounet.inference.find_best import INFERENCE_FILE, find_postprocessing_file
 from autounet.inference.model_folder import PLANS_FILE
+from autounet.io import Geometry, Image
 from autounet.packaging import accepted_formats, cross_validation_dice
 from autounet.packaging.source import ModelFolder, model_checksum, open_model
 from autounet.packaging.unpack import is_package
 from autounet.planners.configurations import is_3d_dataset
+from autounet.planners.plans import Plans
 from autounet.safe_names import checked_name
 from autounet.serve.decode import ModelInput
 from autounet.typing import PathType
@@ -106,8 +110,14 @@ class ServedModel:
             model_dir=base.model_dir,
         )
 
-    def warm_up(self) -> float:
-        """One forward pass of every loaded network on a patch of zeros (kernels chosen, memory allocated).
+    def warm_up(self, scratch: Path) -> float:
+        """Run one small synthetic case through the whole path (preprocess, one tile without mirroring, back to the
+        input grid, export), so the first request finds kernels chosen, memory allocated and readers loaded.
+
+        Parameters
+        ----------
+        scratch : Path
+            A private folder for the exported label map (removed afterwards).
 
         Returns
         -------
@@ -115,18 +125,37 @@ class ServedModel:
             Seconds it took.
         """
         started = time.perf_counter()
-        plans, base = self.predictor.plans, self.predictor
-        for name, trained_folds in base.models.items():
-            plan = plans.configuration(name)
-            channels = len(plans.channel_names) + (plans.num_classes - 1 if plan.previous_stage else 0)
-            for trained in trained_folds:
-                patch = tuple(trained.patch_size)
-                shape = (channels, 1, *patch) if len(patch) == 2 else (channels, *patch)
-                predict_logits(trained.network, np.zeros(shape, np.float32), patch, context_slices=trained.context_slices,
-                               mirror_axes=None, device=base.device, autocast_dtype=base.autocast_dtype)
+        predictor = self.predictor_for(None, mirroring=False, step_size=None)
+        image = warmup_image(predictor.plans, tuple(predictor.models[predictor.configurations[0]][0].patch_size))
+        prediction = predictor.predict_case(image, "warmup")
+        scratch.mkdir(parents=True, exist_ok=True)
+        write_segmentation(scratch / f"warmup_{threading.get_ident()}.nii.gz", prediction.segmentation, prediction.geometry)
         self.warmup_seconds = round(time.perf_counter() - started, 3)
-        self.ready = True
         return self.warmup_seconds
+
+
+def warmup_image(plans: Plans, patch_size: tuple[int, ...], seed: int = 0) -> Image:
+    """A random image shaped like the training data's median, at most one patch large, in the input's axis order.
+
+    Parameters
+    ----------
+    plans : Plans
+        The model's plans (median shape and spacing after the transpose).
+    patch_size : tuple of int
+        The patch of the first configuration (2 or 3 axes).
+    seed : int
+        Seed of the random voxels.
+    """
+    median_shape = [max(1, int(round(s))) for s in plans.original_median_shape_after_transp]
+    patch = list(patch_size) if len(patch_size) == 3 else [2, *patch_size]
+    shape = [min(m, p) for m, p in zip(median_shape, patch)]
+    spacing = list(plans.original_median_spacing_after_transp)
+    backward = plans.transpose_backward
+    shape_in = tuple(shape[backward[i]] for i in range(3))
+    spacing_in = tuple(float(spacing[backward[i]]) for i in range(3))
+    is_2d = not is_3d_dataset(plans.original_median_shape_after_transp)
+    data = np.random.default_rng(seed).normal(0, 1, (len(plans.channel_names), *shape_in)).astype(np.float32)
+    return Image(data, Geometry(spacing=spacing_in, is_2d=is_2d), source="warm-up image")
 
 
 def discover_models(paths: Sequence[PathType]) -> list[tuple[str, Path]]:

@@ -133,14 +133,19 @@ class ServerState:
 
     # ------------------------------------------------------------------ background
     async def _warm_up(self) -> None:
+        """Warm every model up once on each worker thread (each thread's first case allocates its own memory)."""
         loop = asyncio.get_running_loop()
+        scratch = self.work_dir / "warmup"
         for model in self.models.values():
             try:
-                seconds = await loop.run_in_executor(self.executor, model.warm_up)
-            except Exception:  # a model that cannot run a forward pass stays "not ready" and is reported
-                logger.exception("model %s failed its warm-up forward pass; it will not be served", model.name)
+                runs = [loop.run_in_executor(self.executor, model.warm_up, scratch) for _ in range(self.settings.max_concurrent)]
+                seconds = max(await asyncio.gather(*runs))
+            except Exception:  # a model that cannot predict stays "not ready" and is reported
+                logger.exception("model %s failed its warm-up prediction; it will not be served", model.name)
                 continue
+            model.ready = True
             logger.info("model %s warmed up in %.2f s", model.name, seconds)
+        shutil.rmtree(scratch, ignore_errors=True)
         if self.ready:
             logger.info("ready: %d model(s) loaded and warmed up", len(self.models))
 

@@ -61,6 +61,19 @@ def predict_inputs(hippocampus_dir, tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def flat_model(tmp_path_factory) -> Path:
+    """A 2D model (random weights, a 4-8 feature U-Net) for grey flat images such as PNG slides."""
+    from dataclasses import replace
+
+    from inference.conftest import make_results as make_model_folder, tiny_configuration, tiny_plans
+
+    plans = tiny_plans({"2d": tiny_configuration("2d", ndim=2, patch=(32, 32))}, labels={"background": 0, "cell": 1})
+    plans = replace(plans, original_median_shape_after_transp=(1.0, 40.0, 40.0),
+                    original_median_spacing_after_transp=(999.0, 1.0, 1.0))
+    return make_model_folder(tmp_path_factory.mktemp("flat") / "Slides2D", plans, {"2d": (0,)})
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -132,10 +145,10 @@ def start_server(models: list[Path], folder: Path, *options: str, timeout: float
 
 
 @pytest.fixture(scope="session")
-def server(hippocampus_model, hippocampus_package, tmp_path_factory):
-    """No API key, loopback; the package as model "hippo" and the folder as "HippocampusTiny"; one torch thread per
-    case (so the labels can be compared with ``autounet predict`` on one thread)."""
-    running = start_server([hippocampus_package, hippocampus_model], tmp_path_factory.mktemp("server"),
+def server(hippocampus_model, hippocampus_package, flat_model, tmp_path_factory):
+    """No API key, loopback; the package as model "hippo", the folder as "HippocampusTiny" and a 2D model "Slides2D";
+    one torch thread per case (so the labels can be compared with ``autounet predict`` on one thread)."""
+    running = start_server([hippocampus_package, hippocampus_model, flat_model], tmp_path_factory.mktemp("server"),
                            "--max-concurrent", "2", "--threads", "1", "--job-ttl", "3s")
     yield running
     running.stop_and_check()

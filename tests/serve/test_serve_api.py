@@ -15,7 +15,7 @@ import torch
 
 from autounet.cli import main
 from autounet.inference import read_probabilities
-from autounet.io import read_image
+from autounet.io import Geometry, read_image, write_image
 
 from .conftest import PREDICT_CASES, httpx
 from .uploads import BAD_KINDS, bad_uploads
@@ -46,7 +46,7 @@ def test_probes_models_and_api_reference(server, hippocampus_package):
         ready = http.get("/readyz")
         assert ready.status_code == 200 and ready.json()["status"] == "ready" and ready.json()["threads_per_case"] == 1
         models = {m["name"]: m for m in http.get("/v1/models").json()["models"]}
-        assert set(models) == {"hippo", "HippocampusTiny"}
+        assert set(models) == {"hippo", "HippocampusTiny", "Slides2D"}
         hippo = http.get("/v1/models/hippo").json()
         assert "/v1/models/{name}/predict" in http.get("/openapi.json").json()["paths"]
         assert http.get("/docs").status_code == 200
@@ -80,6 +80,23 @@ def test_labels_equal_autounet_predict(server, predict_inputs, local_predictions
     assert foreground > 100  # the model predicts labels, so the comparison means something
 
 
+def test_a_2d_model_answers_png_with_png(server, flat_model, predict_inputs, tmp_path):
+    rng = np.random.default_rng(4)
+    picture = (rng.random((1, 1, 48, 56)) * 60).astype(np.uint8)
+    picture[0, 0, 10:30, 12:40] += 150
+    write_image(tmp_path / "in" / "slide_01.png", picture, Geometry(spacing=(999.0, 1.0, 1.0), is_2d=True))
+    local = _predict_locally(flat_model, tmp_path / "in", tmp_path / "local")
+    with server.client() as http:
+        info = http.get("/v1/models/Slides2D").json()
+        response = http.post("/v1/models/Slides2D/predict", files={"file": ("slide_01.png", (tmp_path / "in" / "slide_01.png").read_bytes())})
+        volume = http.post("/v1/models/Slides2D/predict", files={"file": ("scan.nii.gz", (predict_inputs / f"{PREDICT_CASES[0]}.nii.gz").read_bytes())})
+    assert info["dimensionality"] == "2D" and ".png" in info["accepted_formats"]
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    served = _image(response.content, ".png")
+    assert served.spatial_shape == (1, 48, 56) and np.array_equal(served.data, read_image(local / "slide_01.png").data)
+    assert volume.status_code == 422 and volume.json()["error"]["code"] == "wrong_dimensionality"
+
+
 def test_predict_on_the_server_writes_what_local_prediction_writes(server, predict_inputs, hippocampus_model, tmp_path):
     options = ["--save-probabilities", "--save-uncertainty"]
     local = _predict_locally(hippocampus_model, predict_inputs, tmp_path / "local", *options)
@@ -105,7 +122,7 @@ def test_python_client_with_files_and_images_in_memory(server, predict_inputs, l
     case = PREDICT_CASES[0]
     with Client(server.url) as client:
         assert client.health() and client.ready()
-        assert {m["name"] for m in client.models()} == {"hippo", "HippocampusTiny"}
+        assert {m["name"] for m in client.models()} == {"hippo", "HippocampusTiny", "Slides2D"}
         from_file = client.predict(predict_inputs / f"{case}.nii.gz", "hippo")
         from_memory = client.predict(read_image(predict_inputs / f"{case}.nii.gz"), "hippo", mirroring=True, step_size=0.5)
         bundle = client.predict(predict_inputs / f"{case}.nii.gz", "hippo", probabilities=True)
