@@ -18,6 +18,10 @@ from autounet.serve.preview import PREVIEW_IMAGE, PREVIEW_LABELS
 from autounet.serve.state import ServerState, remove_folder
 from autounet.serve.upload import Upload, receive_upload
 
+#: Answers up to this size are sent from memory, so the request's folder is removed before the answer leaves (a
+#: label map is a few MB even for a large CT); larger ones (probabilities of a large image) are streamed from disk.
+IN_MEMORY_ANSWER_BYTES = 64 * 1024**2
+
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
 
 _OPTION_DOCS = {
@@ -78,8 +82,14 @@ async def predict(name: str, request: Request) -> Response:
         raise
     finally:
         ticket.release()
-    return FileResponse(result.file, media_type=result.media_type, filename=result.filename,
-                        headers=_result_headers(model, result), background=BackgroundTask(remove_folder, folder))
+    headers = _result_headers(model, result)
+    if result.file.stat().st_size <= IN_MEMORY_ANSWER_BYTES:  # the usual case: the folder is gone before we answer
+        content = result.file.read_bytes()
+        remove_folder(folder)
+        headers["Content-Disposition"] = _attachment(result.filename)
+        return Response(content, media_type=result.media_type, headers=headers)
+    return FileResponse(result.file, media_type=result.media_type, filename=result.filename, headers=headers,
+                        background=BackgroundTask(remove_folder, folder))
 
 
 @router.post("/models/{name}/jobs", status_code=202, summary="Submit one case as a background job",
@@ -157,6 +167,11 @@ async def _receive(request: Request, server: ServerState, model: ServedModel, fo
     for uploaded in upload.files:
         await run_in_threadpool(stored_with_extension, uploaded)
     return upload
+
+
+def _attachment(filename: str) -> str:
+    """``Content-Disposition`` for a server-made file name (ASCII letters, digits and ``._-+=@,()[]``)."""
+    return f'attachment; filename="{filename}"'
 
 
 def _finished(job: Job) -> CaseResult:

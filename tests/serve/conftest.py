@@ -74,6 +74,15 @@ def flat_model(tmp_path_factory) -> Path:
     return make_model_folder(tmp_path_factory.mktemp("flat") / "Slides2D", plans, {"2d": (0,)})
 
 
+@pytest.fixture(scope="session")
+def two_channel_model(tmp_path_factory) -> Path:
+    """A 3D model of two channels (random weights), for one-file-per-channel uploads."""
+    from inference.conftest import make_results as make_model_folder, tiny_configuration, tiny_plans
+
+    plans = tiny_plans({"3d_fullres": tiny_configuration("3d_fullres", channels=2)}, channels=2)
+    return make_model_folder(tmp_path_factory.mktemp("two_channel") / "TwoChannel", plans, {"3d_fullres": (0,)})
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -145,10 +154,12 @@ def start_server(models: list[Path], folder: Path, *options: str, timeout: float
 
 
 @pytest.fixture(scope="session")
-def server(hippocampus_model, hippocampus_package, flat_model, tmp_path_factory):
-    """No API key, loopback; the package as model "hippo", the folder as "HippocampusTiny" and a 2D model "Slides2D";
-    one torch thread per case (so the labels can be compared with ``autounet predict`` on one thread)."""
-    running = start_server([hippocampus_package, hippocampus_model, flat_model], tmp_path_factory.mktemp("server"),
+def server(hippocampus_model, hippocampus_package, flat_model, two_channel_model, tmp_path_factory):
+    """No API key, loopback; the package as model "hippo", the folder as "HippocampusTiny", a 2D model "Slides2D" and
+    a two-channel model "TwoChannel"; one torch thread per case (so the labels can be compared with
+    ``autounet predict`` on one thread)."""
+    running = start_server([hippocampus_package, hippocampus_model, flat_model, two_channel_model],
+                           tmp_path_factory.mktemp("server"),
                            "--max-concurrent", "2", "--threads", "1", "--job-ttl", "3s")
     yield running
     running.stop_and_check()

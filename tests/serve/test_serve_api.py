@@ -47,7 +47,7 @@ def test_probes_models_and_api_reference(server, hippocampus_package):
         ready = http.get("/readyz")
         assert ready.status_code == 200 and ready.json()["status"] == "ready" and ready.json()["threads_per_case"] == 1
         models = {m["name"]: m for m in http.get("/v1/models").json()["models"]}
-        assert set(models) == {"hippo", "HippocampusTiny", "Slides2D"}
+        assert set(models) == {"hippo", "HippocampusTiny", "Slides2D", "TwoChannel"}
         hippo = http.get("/v1/models/hippo").json()
         assert "/v1/models/{name}/predict" in http.get("/openapi.json").json()["paths"]
         assert http.get("/docs").status_code == 200
@@ -98,6 +98,27 @@ def test_a_2d_model_answers_png_with_png(server, flat_model, predict_inputs, tmp
     assert volume.status_code == 422 and volume.json()["error"]["code"] == "wrong_dimensionality"
 
 
+def test_one_file_per_channel_or_one_4d_file(server, two_channel_model, tmp_path):
+    from inference.conftest import write_case
+
+    write_case(tmp_path / "in" / "case_001_0000.nii.gz", seed=1)
+    write_case(tmp_path / "in" / "case_001_0001.nii.gz", seed=2)
+    write_case(tmp_path / "four_d" / "case_001.nii.gz", seed=1, channels=2)  # 4D NIfTI: both channels in one file
+    local = read_image(_predict_locally(two_channel_model, tmp_path / "in", tmp_path / "local") / "case_001.nii.gz").data
+    with server.client() as http:
+        per_channel = http.post("/v1/models/TwoChannel/predict", files=[
+            ("file", (f"case_001_{c:04d}.nii.gz", (tmp_path / "in" / f"case_001_{c:04d}.nii.gz").read_bytes())) for c in (0, 1)])
+        swapped = http.post("/v1/models/TwoChannel/predict", files=[
+            ("file", (f"case_001_{c:04d}.nii.gz", (tmp_path / "in" / f"case_001_{c:04d}.nii.gz").read_bytes())) for c in (1, 0)])
+        one_file = http.post("/v1/models/TwoChannel/predict", files={"file": ("case_001.nii.gz", (tmp_path / "four_d" / "case_001.nii.gz").read_bytes())})
+        one_channel = http.post("/v1/models/TwoChannel/predict", files={"file": ("x_0000.nii.gz", (tmp_path / "in" / "case_001_0000.nii.gz").read_bytes())})
+    assert per_channel.status_code == 200 and 'filename="case_001.nii.gz"' in per_channel.headers["content-disposition"]
+    assert np.array_equal(_image(per_channel.content, ".nii.gz").data, local)
+    assert not np.array_equal(_image(swapped.content, ".nii.gz").data, local)  # channel order is the fields' order
+    assert one_file.status_code == 200 and _image(one_file.content, ".nii.gz").spatial_shape == local.shape[1:]
+    assert one_channel.status_code == 422 and "takes 2 (MRI0, MRI1)" in one_channel.json()["error"]["message"]
+
+
 def test_predict_on_the_server_writes_what_local_prediction_writes(server, predict_inputs, hippocampus_model, tmp_path):
     options = ["--save-probabilities", "--save-uncertainty"]
     local = _predict_locally(hippocampus_model, predict_inputs, tmp_path / "local", *options)
@@ -123,7 +144,7 @@ def test_python_client_with_files_and_images_in_memory(server, predict_inputs, l
     case = PREDICT_CASES[0]
     with Client(server.url) as client:
         assert client.health() and client.ready()
-        assert {m["name"] for m in client.models()} == {"hippo", "HippocampusTiny", "Slides2D"}
+        assert {m["name"] for m in client.models()} == {"hippo", "HippocampusTiny", "Slides2D", "TwoChannel"}
         from_file = client.predict(predict_inputs / f"{case}.nii.gz", "hippo")
         from_memory = client.predict(read_image(predict_inputs / f"{case}.nii.gz"), "hippo", mirroring=True, step_size=0.5)
         bundle = client.predict(predict_inputs / f"{case}.nii.gz", "hippo", probabilities=True)
