@@ -13,7 +13,7 @@ $(BIN)/activate:
 $(VENV)/.installed: $(BIN)/activate setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH_PIN)
-	$(BIN)/pip install --quiet -e ".[test,dicom]"
+	$(BIN)/pip install --quiet -e ".[test,dicom,serve]"
 	touch $@
 
 setup: $(VENV)/.installed

@@ -26,6 +26,8 @@ COMMAND_MODULES = [
     "preprocess",
     "train",
     "predict",
+    "export_model",
+    "serve",
     "find_best",
     "evaluate",
     "report",
