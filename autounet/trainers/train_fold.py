@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from autounet.dataset.regions import refuse_regions_in_folder
 from autounet.errors import MissingStageError, OutOfMemoryError
 from autounet.planners.context_slices import expand_channel_indices
 from autounet.planners.plans import PLANS_VERSION, network_input_channels
@@ -137,10 +138,13 @@ def train_fold(
         When the plans or the preprocessed data are missing (the message names the command to run).
     CheckpointError
         When ``resume`` finds a checkpoint of another model, or an unsafe or damaged file.
+    DatasetError
+        When the results folder's ``dataset.json`` declares region labels (not trained yet).
     """
     started = time.monotonic()
     config = config or TrainingConfig()
     results_dir, fold, context = Path(results_dir), parse_fold(fold), context_from_environment()
+    refuse_regions_in_folder(results_dir)  # the dataset.json kept with the plans; regions are not trained yet
     plans = components.read_plans(results_dir)
     if source is None:
         source = components.open_store(results_dir, plans.configuration(configuration))
