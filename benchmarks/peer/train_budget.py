@@ -187,7 +187,7 @@ def main() -> None:
         sys.exit(f"the final validation scored {scored} cases, not the {len(held)} held back; see {trainer.output_folder}")
     configuration = plans["configurations"]["3d_fullres"]
     architecture = configuration.get("architecture", {}).get("arch_kwargs", {})
-    logged = trainer.logger.my_fantastic_logging
+    ema = trainer.logger.get_value("ema_fg_dice", step=None) or []
     C.record("train_budget", {"budget_min": args.budget_min if budget_s else None, "total_iters": trainer.iterations_done,
                               "dice_per_class": dice, "total_wall_s": round(total_s, 1), "split": split_text},
              load0, up0)
@@ -200,7 +200,7 @@ def main() -> None:
         "features_per_stage": architecture.get("features_per_stage"),
         "batch_size": configuration.get("batch_size"), "patch_size": configuration.get("patch_size"),
         "precision": "float32", "augmentation_scale": None,
-        "pseudo_dice_per_epoch": [round(float(x), 4) for x in logged.get("ema_fg_dice", [])],
+        "pseudo_dice_per_epoch": [round(float(x), 4) for x in ema],
     }, {
         "dataset": "Task04_Hippocampus", "configuration": "3d_fullres", "fold": str(args.fold),
         "budget_s": budget_s, "total_iterations_fixed": args.total_iters, "split": split_text,
