@@ -51,7 +51,7 @@ def fivefold_figures(output: Path, configuration: str) -> dict:
     plans = load_plans(results / "plans.json")
     names = {str(value): name for name, value in plans.labels.items()}
     folds = []
-    for fold in range(5):
+    for fold in task["folds"]:
         fold_dir = results / configuration / f"fold_{fold}"
         epochs = json.loads((fold_dir / "training_log.json").read_text()).get("epochs", [])
         summary = load_summary(fold_dir / "validation" / "summary.json")
