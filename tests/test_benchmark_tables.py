@@ -84,3 +84,12 @@ def test_no_benchmark_script_holds_a_peer_figure():
             if isinstance(node, ast.Assign) and isinstance(node.value, (ast.Constant, ast.Tuple)):
                 names = [t.id for t in node.targets if isinstance(t, ast.Name)]
                 assert not any("NNUNET" in name.upper() and "SECONDS" in name.upper() for name in names), (path, names)
+
+
+def test_examples_in_the_record_and_table_helpers():
+    import doctest
+
+    from tables import common
+
+    for module in (records, common):
+        assert doctest.testmod(module).failed == 0, module.__name__

@@ -126,20 +126,19 @@ def fmt(value: Any, digits: int = 3, default: str = "-") -> str:
 
 
 def fmt_pair(low: float | None, middle: float | None, digits: int = 2) -> str:
-    """``min / median`` (one number when they are equal, as for a single repeat); one decimal from 10 on.
+    """``min / median`` with the decimals the values were recorded with (at most ``digits``); one number when they
+    are equal, as for a single repeat.
 
     Examples
     --------
-    >>> fmt_pair(2.86, 2.95), fmt_pair(29.7, 30.8), fmt_pair(58.9, 58.9, 1)
-    ('2.86 / 2.95', '29.7 / 30.8', '58.9')
+    >>> fmt_pair(2.86, 2.95), fmt_pair(29.7, 30.8), fmt_pair(1.35, 1.5), fmt_pair(58.9, 58.9), fmt_pair(71.752, 80.0)
+    ('2.86 / 2.95', '29.7 / 30.8', '1.35 / 1.50', '58.9', '71.75 / 80.00')
     """
-    if low is not None and low >= 10:
-        digits = min(digits, 1)
     if low is None:
         return "-"
-    if middle is None or middle == low:
-        return fmt(low, digits)
-    return f"{fmt(low, digits)} / {fmt(middle, digits)}"
+    values = [low] if middle is None or middle == low else [low, middle]
+    used = max(len(repr(float(v)).split(".")[1].rstrip("0")) for v in values)
+    return " / ".join(fmt(v, min(max(used, 1), digits)) for v in values)
 
 
 def dice_text(dice: dict[str, float], labels: Sequence[str], digits: int = 3) -> str:

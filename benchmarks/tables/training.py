@@ -18,16 +18,22 @@ def _network_text(figures: dict[str, Any]) -> str:
     return f"{features}, batch {figures.get('batch_size', '?')}, patch {patch}"
 
 
+def _budget_text(settings: dict[str, Any]) -> str:
+    if settings.get("budget_s"):
+        return f"{settings['budget_s'] / 60:g} min"
+    return f"none ({settings.get('total_iterations_fixed', '?')} iterations fixed)"
+
+
 def budget_table(records: list[dict[str, Any]]) -> str:
     """Every budgeted fold-0 run of either tool: network trained, iterations, Dice on the held-back cases."""
     chosen = sorted(select(records, benchmark="hippocampus_budget"),
-                    key=lambda r: (r["settings"].get("budget_s", 0), session_of(r)[1], session_of(r)[0], r["tool"]))
+                    key=lambda r: (r["settings"].get("budget_s") or 0, session_of(r)[1], session_of(r)[0], r["tool"]))
     rows = []
     for r in chosen:
         f = r["figures"]
         augmentation = f.get("augmentation_scale")
         rows.append([
-            session_text(r, with_cpu=True), r["tool"], f"{r['settings']['budget_s'] / 60:g} min",
+            session_text(r, with_cpu=True), r["tool"], _budget_text(r["settings"]),
             f"{r['settings'].get('train_cases', '?')} / {r['settings'].get('validation_cases', '?')}",
             _network_text(f), f.get("precision", "-"), f"{f.get('iterations', '?')} ({f.get('epochs', '?')})",
             f"x{augmentation:g}" if augmentation is not None else "nnU-Net's",
