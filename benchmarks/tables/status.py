@@ -92,7 +92,8 @@ def _budget_rows(records: list[dict[str, Any]], budget_s: float) -> list[list[st
 
 
 def _precision_row(records: list[dict[str, Any]]) -> list[str]:
-    chosen = select(records, benchmark="precision")
+    every = select(records, benchmark="precision")
+    chosen = [r for r in every if session_of(r) == session_of(every[-1])] if every else []  # one session
     by_seed: dict[int, dict[str, float]] = {}
     for r in chosen:
         by_seed.setdefault(r["settings"]["seed"], {})[r["settings"]["precision"]] = r["figures"]["mean_fg_dice"]
