@@ -9,6 +9,8 @@ Reports, for the configuration's batch and patch (both overridable):
 1. augmented batches per second with the loader alone: in-process, and with 1 and 2 batchgenerators workers;
 2. the training step (forward, deep-supervision loss, backward, SGD) alone, with data already in memory;
 3. whole iterations (wait for the batch + step) with 0, 1 and 2 workers, so the cost of sharing cores shows.
+
+The figures go to a record in ``benchmarks/results/dataloader/`` (``--machine`` names the session).
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from autounet.trainers import components  # noqa: E402
 from autounet.trainers.config import TrainingConfig  # noqa: E402
 from autounet.trainers.data import BatchStream, PatchLoader, plan_augmentation  # noqa: E402
 from autounet.devices import resolve_precision  # noqa: E402
 from autounet.trainers.trainer import Trainer  # noqa: E402
+import records  # noqa: E402
 
 
 def _parse() -> argparse.Namespace:
@@ -45,6 +49,7 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--no-augment", action="store_true")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--loader-only", action="store_true", help="skip the training measurements")
+    records.add_record_arguments(parser)
     return parser.parse_args()
 
 
@@ -77,12 +82,19 @@ def main() -> None:
           f"features {list(conf.features_per_stage)}, torch threads {torch.get_num_threads()}, "
           f"load {os.getloadavg()[0]:.2f}")
     augment = not args.no_augment
+    figures: dict = {"loader_batches_per_s": {}}
+    settings = {"results": str(args.results), "configuration": args.configuration, "batch_size": batch_size,
+                "patch_size": list(conf.patch_size), "features_per_stage": list(conf.features_per_stage),
+                "augment": augment, "threads": torch.get_num_threads(), "precision": args.precision,
+                "data_pipeline": "the loader alone, then step and iteration"}
 
     for workers in args.workers:
         rate = _batches_per_second(_loader(store, plans, conf, batch_size, augment), workers, args.batches)
+        figures["loader_batches_per_s"][str(workers)] = round(rate, 3)
         print(f"loader alone, {workers} worker(s): {rate:.2f} batches/s ({1 / rate:.3f} s per batch)")
 
     if args.loader_only:
+        records.record_measurement(args, "dataloader", figures, settings)
         return
     device = torch.device("cpu")
     dtype = resolve_precision(args.precision, device)
@@ -107,6 +119,7 @@ def main() -> None:
         times.append(time.perf_counter() - start)
     step = statistics.median(times)
     print(f"training step alone ({str(dtype).replace('torch.', '')}): median {step:.3f} s, min {min(times):.3f} s")
+    figures.update(step_s_median=round(step, 3), iteration_s_median={}, wait_s_median={})
 
     for workers in args.workers:
         with BatchStream(_loader(store, plans, conf, batch_size, augment, seed=1), workers) as stream:
@@ -123,6 +136,10 @@ def main() -> None:
                 totals.append(time.perf_counter() - start)
         print(f"training iteration with {workers} worker(s): median {statistics.median(totals):.3f} s "
               f"(waiting for data {statistics.median(waits):.3f} s), load {os.getloadavg()[0]:.2f}")
+        figures["iteration_s_median"][str(workers)] = round(statistics.median(totals), 3)
+        figures["wait_s_median"][str(workers)] = round(statistics.median(waits), 3)
+    records.record_measurement(args, "dataloader", figures, {**settings, "precision": str(dtype).replace("torch.", "")},
+                               conditions={"load_1min_end": os.getloadavg()[0]})
 
 
 if __name__ == "__main__":

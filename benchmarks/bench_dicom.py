@@ -34,7 +34,9 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_OUTPUT = REPO / "benchmarks" / "results" / "dicom_read_seg_write.json"
+sys.path.insert(0, str(REPO / "benchmarks"))
+import records  # noqa: E402
+
 #: The issue's budget for what DICOM may add over NIfTI.
 BUDGET_SECONDS, BUDGET_GB = 10.0, 1.5
 LABELS = {"background": 0, "liver": 1, "kidney": 2, "tumour": 3}
@@ -120,7 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slices", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    records.add_record_arguments(parser)
     parser.add_argument("--note", default="", help="a remark stored in the record, e.g. 'provisional: shared machine'")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, default=None, help=argparse.SUPPRESS)
@@ -142,24 +144,12 @@ def main() -> None:
     for mode in ("dicom", "dicom_labelmap"):
         figures[mode]["added_seconds_over_nifti"] = round(figures[mode]["seconds_median"] - figures["nifti"]["seconds_median"], 2)
         figures[mode]["added_peak_gb_over_nifti"] = round(figures[mode]["peak_rss_gb_max"] - figures["nifti"]["peak_rss_gb_max"], 3)
-    record = {
-        "benchmark": "dicom_read_seg_write",
-        "command": " ".join([Path(sys.executable).name, "benchmarks/bench_dicom.py", *sys.argv[1:]]),
-        "commit": _commit(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "cpu": _cpu(),
-        "load_1min_at_start": round(load, 2),
-        "volume": {"shape_zyx": [args.slices, 512, 512], "dtype": "int16", "labels": len(LABELS) - 1},
-        "repeats": args.repeats,
-        "budget": {"added_seconds": BUDGET_SECONDS, "added_peak_gb": BUDGET_GB},
-        "figures": figures,
-        "note": args.note,
-        "within_budget": all(figures[m]["added_seconds_over_nifti"] <= BUDGET_SECONDS
-                             and figures[m]["added_peak_gb_over_nifti"] <= BUDGET_GB for m in ("dicom", "dicom_labelmap")),
-    }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(record, indent=2) + "\n")
-    print(json.dumps(record, indent=2))
+    within = all(figures[m]["added_seconds_over_nifti"] <= BUDGET_SECONDS
+                 and figures[m]["added_peak_gb_over_nifti"] <= BUDGET_GB for m in ("dicom", "dicom_labelmap"))
+    settings = {"volume_shape_zyx": [args.slices, 512, 512], "dtype": "int16", "labels": len(LABELS) - 1,
+                "repeats": args.repeats, "budget": {"added_seconds": BUDGET_SECONDS, "added_peak_gb": BUDGET_GB}}
+    records.record_measurement(args, "dicom_read_seg_write", {**figures, "within_budget": within}, settings,
+                               conditions={"load_1min_at_start": round(load, 2)}, note=args.note or None)
 
 
 if __name__ == "__main__":

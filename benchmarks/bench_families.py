@@ -5,7 +5,7 @@
     python benchmarks/bench_families.py drive --budget 5m --families unet vnet   # DRIVE 2d fold 0, two families
     python benchmarks/bench_families.py hippocampus --measure-only               # parameters, step time, memory
     python benchmarks/bench_families.py hippocampus --iterations 1000 --output-bias zero --seed 1 --families unet
-    python benchmarks/bench_families.py --table benchmarks/_work/families/hippocampus.jsonl
+    python benchmarks/make_tables.py          # the family tables of docs/benchmarks.md, from the records
 
 For each family: the plans of the dataset with only ``"network"`` changed (same patch, batch, topology and split;
 on Hippocampus the planner gives every family the same patch and batch at 8 GB anyway) and, for every family alike,
@@ -23,7 +23,10 @@ few minutes on two CPU cores) and the output bias set by ``--output-bias`` (defa
   iterations done, wall time of the fold.
 
 Before each family the script waits for a quiet machine (``--quiet-load``, ``--max-wait``); each family's record is
-appended to ``--output`` (JSON lines) as soon as it is done, with the machine load at its start and end.
+written to ``benchmarks/results/families/`` as soon as it is done (``--machine`` names the session), with the machine
+load at its start and end. The tables in docs/benchmarks.md merge a ``--measure-only`` record (taken with the other
+core idle) into the training records of its family and machine: step time and memory from the quiet pass, Dice from
+the training run.
 DRIVE is imported first with ``autounet.dataset.importer.import_2d_dataset`` (field-of-view masks kept as ROI).
 """
 
@@ -49,6 +52,7 @@ from torch.utils._pytree import tree_flatten
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 from autounet.cli.common import parse_duration  # noqa: E402
 from autounet.networks import count_parameters, list_networks  # noqa: E402
@@ -60,6 +64,8 @@ from autounet.planners.time_budget import features_for_base  # noqa: E402
 from autounet.trainers.config import DEFAULT_SEED  # noqa: E402
 from autounet.devices import resolve_precision  # noqa: E402
 from autounet.pipeline.prepare import PrepareOptions, prepare_results  # noqa: E402
+import records  # noqa: E402
+from training_figures import fold_figures  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "datasets"
 WORK = REPO / "benchmarks" / "_work" / "families"
@@ -114,14 +120,10 @@ def _parse() -> argparse.Namespace:
                              "prediction of the final validation); default the trainer's")
     parser.add_argument("--measure-only", action="store_true", help="parameters, memory and step time; no training")
     parser.add_argument("--fresh", action="store_true", help="delete a family's fold folder before training it")
-    parser.add_argument("--output", type=Path, default=None,
-                        help="JSON lines file (default benchmarks/_work/families/<dataset>.jsonl)")
-    parser.add_argument("--table", type=Path, nargs="+", default=None,
-                        help="print the markdown tables of JSON lines files (e.g. training runs and a --measure-only "
-                             "pass) and exit")
     parser.add_argument("--quiet-load", type=float, default=1.0,
                         help="before each family, wait until the 1-minute load average is at most this")
     parser.add_argument("--max-wait", type=parse_duration, default=900.0, help="longest wait for a quiet machine")
+    records.add_record_arguments(parser)
     return parser.parse_args()
 
 
@@ -213,12 +215,13 @@ def _measure(configuration, plans, steps: int) -> dict:
     unet = estimate_memory("unet", *topology, plans.num_classes)
     return {
         "parameters": params,
+        "parameters_m": params / 1e6,
         "precision": str(dtype).replace("torch.", ""),
-        "step_seconds": round(statistics.median(times), 3),
-        "step_seconds_all": [round(t, 3) for t in times],
+        "step_s": round(statistics.median(times), 3),
+        "step_s_all": [round(t, 3) for t in times],
         "peak_memory_mib": round(tracker.peak / 2**20, 1),
         "memory_estimate": estimate,
-        "memory_estimate_vs_unet": round(estimate / unet, 3),
+        "estimate_vs_unet": round(estimate / unet, 3),
     }
 
 
@@ -273,8 +276,6 @@ def run(args: argparse.Namespace) -> None:
     if args.dataset == "drive":
         _import_drive(spec["raw"])
     base = WORK / args.dataset
-    output = args.output or WORK / f"{args.dataset}.jsonl"
-    output.parent.mkdir(parents=True, exist_ok=True)
     configuration_name = spec["configuration"]
     prepare_results(spec["raw"], base, PrepareOptions(configurations=(configuration_name,), with_previous_stages=False,
                                                       workers=2, progress=False))
@@ -289,115 +290,40 @@ def run(args: argparse.Namespace) -> None:
             raise SystemExit(f"{base / 'plans.json'} has no class_prior (planned by an older autounet): delete {base} "
                              "to plan and preprocess again, or pass --output-bias zero")
         configuration = plans.configuration(configuration_name)
-        record: dict = {
+        settings = {
             "dataset": args.dataset, "configuration": configuration_name, "fold": args.fold, "family": family,
             "seed": args.seed, "output_bias": args.output_bias, "network_kwargs": args.network_kwargs,
-            "command": " ".join([Path(sys.executable).name, *sys.argv]), "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "patch_size": list(configuration.patch_size),
-            "features_per_stage": list(configuration.features_per_stage),
+            "measure_only": args.measure_only, "threads": torch.get_num_threads(),
+            "patch_size": list(configuration.patch_size), "features_per_stage": list(configuration.features_per_stage),
             "batch_size": configuration.batch_size, "augmentation_scale": args.augmentation_scale,
-            "budget_seconds": None if args.iterations else args.budget, "iteration_budget": args.iterations,
-            "waited_for_quiet_seconds": _wait_for_quiet(args.quiet_load, args.max_wait), "load_start": _load(),
+            "budget_s": None if args.iterations else args.budget, "iteration_budget": args.iterations,
         }
+        conditions = {"waited_for_quiet_s": _wait_for_quiet(args.quiet_load, args.max_wait), "load_start": _load()}
+        figures: dict = {}
+        note = None
         try:
-            record.update(_measure(configuration, plans, args.steps))
-            print(f"{family}: {record['parameters']:,} parameters, step {record['step_seconds']} s, "
-                  f"peak {record['peak_memory_mib']} MiB", flush=True)
+            figures.update(_measure(configuration, plans, args.steps))
+            print(f"{family}: {figures['parameters']:,} parameters, step {figures['step_s']} s, "
+                  f"peak {figures['peak_memory_mib']} MiB", flush=True)
             if not args.measure_only:
                 fold_dir = folder / configuration_name / f"fold_{args.fold}"
                 if args.fresh and fold_dir.exists():
                     shutil.rmtree(fold_dir)
                 result = train_fold(folder, configuration_name, args.fold, _training_config(args), dataset=spec["raw"])
-                validation = result.validation or {}
-                record.update(
-                    iterations=result.iterations, epochs=result.epochs, training_seconds=round(result.elapsed_seconds, 1),
-                    mean_dice=validation.get("mean_dice"), foreground_mean_dice=validation.get("foreground_mean_dice"),
-                )
-                print(f"{family}: {result.iterations} iterations, Dice {record['mean_dice']}", flush=True)
+                figures.update(fold_figures(result))
+                print(f"{family}: {result.iterations} iterations, Dice {figures['dice']}", flush=True)
         except Exception as error:  # one family failing must not stop the comparison; the record says why
-            record["error"] = f"{type(error).__name__}: {error}"
+            note = f"error: {type(error).__name__}: {error}"
             traceback.print_exc()
-        record["load_end"] = _load()
-        with open(output, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-
-
-MEASURED = ("parameters", "precision", "step_seconds", "peak_memory_mib", "memory_estimate", "memory_estimate_vs_unet")
-"""Fields of a ``--measure-only`` record, which override those of the training records of its family."""
-
-
-def _family_label(record: dict) -> str:
-    """The family's name, with its options when it had any (``resunet zero_init_residual=true``)."""
-    return " ".join([record["family"], *_option_texts(record.get("network_kwargs"))])
-
-
-def _fg(record: dict) -> str:
-    value = record.get("foreground_mean_dice")
-    return f"{value:.3f}" if value is not None else record.get("error", "")
-
-
-def table(paths: list[Path]) -> str:
-    """Markdown tables of JSON lines files: one row per (dataset, family, output bias, seed), then one per family
-    and output bias over seeds.
-
-    Later records override earlier ones. A ``--measure-only`` record (run on a quiet machine) gives the step time
-    and memory of every training record of its family (run alongside other jobs), whose Dice it keeps. Records
-    without ``output_bias`` predate the class-prior initialisation and count as zero bias.
-    """
-    runs: dict[tuple[str, str, str, int], dict] = {}
-    measured: dict[tuple[str, str], dict] = {}
-    for path in paths:
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            record = json.loads(line)
-            family = (record["dataset"], _family_label(record))
-            if record.get("iterations") is None and "error" not in record:
-                measured.setdefault(family, {"family": record["family"]}).update(
-                    {k: record[k] for k in MEASURED if k in record})
-            else:
-                key = (*family, record.get("output_bias", "zero"), record.get("seed", DEFAULT_SEED))
-                runs.setdefault(key, {}).update(record)
-    for key, values in measured.items():
-        matching = [run for (dataset, label, _, _), run in runs.items()
-                    if dataset == key[0] and key[1] in (label, run["family"])]
-        for run in matching:
-            run.update(values)
-        if not matching:
-            runs[(*key, "", DEFAULT_SEED)] = {"dataset": key[0], **values}
-    labels = sorted({label for r in runs.values() for label in (r.get("mean_dice") or {})})
-    header = ["family", "output bias", "seed", "parameters", "step (s)", "peak memory (MiB)", "estimate vs unet",
-              "iterations", "fold wall time (min)", *[f"Dice {label}" for label in labels], "mean fg Dice"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    order = {name: i for i, name in enumerate(FAMILY_ORDER)}
-    ranked = sorted(runs.items(), key=lambda item: (item[0][0], order.get(item[1]["family"], 99), *item[0][1:]))
-    for (_, family, bias, seed), r in ranked:
-        dice = r.get("mean_dice") or {}
-        cells = [f"`{family}`", bias, str(seed), f"{r.get('parameters', 0) / 1e6:.2f} M",
-                 str(r.get("step_seconds", "")), str(r.get("peak_memory_mib", "")),
-                 f"{r.get('memory_estimate_vs_unet', float('nan')):.2f}", str(r.get("iterations", "")),
-                 f"{r['training_seconds'] / 60:.1f}" if r.get("training_seconds") is not None else "",
-                 *[f"{dice[label]:.3f}" if label in dice else "" for label in labels], _fg(r)]
-        lines.append("| " + " | ".join(cells) + " |")
-    summary = ["", "| family | output bias | mean fg Dice per seed | mean over seeds | lowest |", "|---|---|---|---|---|"]
-    families: dict[tuple[str, str, str], list[tuple[int, float]]] = {}
-    for (dataset, family, bias, seed), r in ranked:
-        if r.get("foreground_mean_dice") is not None:
-            families.setdefault((dataset, family, bias), []).append((seed, r["foreground_mean_dice"]))
-    for (_, family, bias), scores in families.items():
-        per_seed = ", ".join(f"{value:.3f} (seed {seed})" for seed, value in scores)
-        values = [v for _, v in scores]
-        summary.append(f"| `{family}` | {bias} | {per_seed} | {statistics.mean(values):.3f} | {min(values):.3f} |")
-    return "\n".join(lines + (summary if families else []))
+        conditions["load_end"] = _load()
+        records.record_measurement(args, "families", figures, settings, conditions=conditions, note=note,
+                                   plans_version=plans.plans_version)
 
 
 def main() -> None:
     args = _parse()
-    if args.table is not None:
-        print(table(args.table))
-        return
     if args.dataset is None:
-        raise SystemExit("name a dataset (hippocampus or drive), or pass --table FILE")
+        raise SystemExit("name a dataset (hippocampus or drive)")
     run(args)
 
 

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_precision.py --precision bfloat16 --seeds 0 1
     python benchmarks/bench_precision.py --precision float32 --seeds 0 1
-    python benchmarks/bench_precision.py --table benchmarks/_work/precision/hippocampus.jsonl
+    python benchmarks/make_tables.py                     # the table in docs/benchmarks.md, from the records
 
 Each run: the Hippocampus plans with the width set by ``--base-features`` (default 8, the compute-aware choice on
 two CPU cores) and the batch set by ``--batch-size``, the same fold, seed, ``--iterations`` (in ``--epochs``
@@ -13,14 +13,14 @@ changes what the network learns, not how fast it gets there (the step times are 
 
 bfloat16 is only worth running where the CPU has bfloat16 units (``cpu_has_native_bfloat16``); elsewhere PyTorch
 emulates it about 15x slower. The two precisions can run side by side, one core each (``taskset -c 0`` and
-``-c 1`` with ``OMP_NUM_THREADS=1``): the comparison is of Dice, which the other job does not change.
+``-c 1`` with ``OMP_NUM_THREADS=1``): the comparison is of Dice, which the other job does not change. Each run
+writes a record to ``benchmarks/results/precision/``.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import shutil
 import sys
@@ -31,6 +31,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 from autounet.networks.cpu_speed import cpu_has_native_bfloat16  # noqa: E402
 from autounet.planners import load_plans  # noqa: E402
@@ -38,6 +39,8 @@ from autounet.pipeline import train_fold  # noqa: E402
 from autounet.trainers import TrainingConfig  # noqa: E402
 from autounet.planners.time_budget import features_for_base  # noqa: E402
 from autounet.pipeline.prepare import PrepareOptions, prepare_results  # noqa: E402
+import records  # noqa: E402
+from training_figures import fold_figures  # noqa: E402
 
 DATASET = REPO.parent / "shared" / "datasets" / "Task04_Hippocampus"
 WORK = REPO / "benchmarks" / "_work" / "precision"
@@ -45,7 +48,7 @@ WORK = REPO / "benchmarks" / "_work" / "precision"
 
 def _parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--precision", choices=("bfloat16", "float32"), default=None)
+    parser.add_argument("--precision", choices=("bfloat16", "float32"), required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--dataset", type=Path, default=DATASET)
     parser.add_argument("--configuration", default="3d_fullres")
@@ -55,8 +58,7 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--base-features", type=int, default=8)
     parser.add_argument("--augmentation-scale", type=float, default=0.05)
-    parser.add_argument("--output", type=Path, default=WORK / "hippocampus.jsonl")
-    parser.add_argument("--table", type=Path, default=None, help="print the markdown table of a JSON lines file and exit")
+    records.add_record_arguments(parser)
     return parser.parse_args()
 
 
@@ -84,9 +86,7 @@ def run(args: argparse.Namespace) -> None:
     if args.precision == "bfloat16" and not cpu_has_native_bfloat16():
         print("warning: this CPU has no bfloat16 units; bfloat16 training will be very slow", file=sys.stderr)
     base = WORK / "base"
-    prepare_results(args.dataset, base, PrepareOptions(configurations=(args.configuration,), with_previous_stages=False,
-                                                      workers=1, progress=False))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
+    prepare_results(args.dataset, base, PrepareOptions(configurations=(args.configuration,), with_previous_stages=False, workers=1, progress=False))
     for seed in args.seeds:
         folder = _run_folder(base, args, args.precision, seed)
         config = TrainingConfig(
@@ -95,48 +95,17 @@ def run(args: argparse.Namespace) -> None:
         )
         started = time.monotonic()
         result = train_fold(folder, args.configuration, args.fold, config, dataset=args.dataset)
-        validation = result.validation or {}
-        record = {
-            "precision": args.precision, "seed": seed, "fold": args.fold, "iterations": result.iterations,
-            "batch_size": args.batch_size, "base_features": args.base_features,
-            "augmentation_scale": args.augmentation_scale, "threads": torch.get_num_threads(),
-            "native_bfloat16": cpu_has_native_bfloat16(), "wall_seconds": round(time.monotonic() - started, 1),
-            "mean_dice": validation.get("mean_dice"), "foreground_mean_dice": validation.get("foreground_mean_dice"),
-            "command": " ".join([Path(sys.executable).name, *sys.argv]), "loadavg": os.getloadavg(),
-        }
-        print(json.dumps(record), flush=True)
-        with open(args.output, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-
-
-def table(path: Path) -> str:
-    """Markdown table of the runs in a JSON lines file, one row per (precision, seed), later records overriding."""
-    records: dict[tuple[str, int], dict] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            record = json.loads(line)
-            records[(record["precision"], record["seed"])] = record
-    labels = sorted({label for r in records.values() for label in (r.get("mean_dice") or {})})
-    header = ["precision", "seed", "iterations", "wall time (min)", *[f"Dice {label}" for label in labels], "mean fg Dice"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for (precision, seed), r in sorted(records.items()):
-        dice = r.get("mean_dice") or {}
-        lines.append("| " + " | ".join([
-            precision, str(seed), str(r["iterations"]), f"{r['wall_seconds'] / 60:.1f}",
-            *[f"{dice[label]:.3f}" if label in dice else "" for label in labels],
-            f"{r['foreground_mean_dice']:.3f}" if r.get("foreground_mean_dice") is not None else "",
-        ]) + " |")
-    return "\n".join(lines)
+        figures = {**fold_figures(result), "wall_min": (time.monotonic() - started) / 60}
+        records.record_measurement(args, "precision", figures, {
+            "precision": args.precision, "seed": seed, "dataset": args.dataset.name, "configuration": args.configuration,
+            "fold": args.fold, "base_features": args.base_features, "batch_size": args.batch_size,
+            "epochs": args.epochs, "augmentation_scale": args.augmentation_scale, "output_bias": "prior",
+            "threads": torch.get_num_threads(), "native_bfloat16": cpu_has_native_bfloat16(),
+        }, conditions={"loadavg_end": os.getloadavg()}, plans_version=load_plans(folder / "plans.json").plans_version)
 
 
 def main() -> None:
-    args = _parse()
-    if args.table is not None:
-        print(table(args.table))
-        return
-    if args.precision is None:
-        raise SystemExit("pass --precision bfloat16 or float32 (or --table FILE)")
-    run(args)
+    run(_parse())
 
 
 if __name__ == "__main__":

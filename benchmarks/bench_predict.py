@@ -19,7 +19,10 @@ next to the sizes the bound in docs/inference.md is made of. ``agreement`` compa
 and against the references) on the validation cases of ``--folds K`` (from the model's ``splits.json``).
 
 Every mode prints JSON lines with wall time, this process tree's CPU time and how many cores other processes kept
-busy meanwhile (the machine is shared; repeat when ``others_cores`` is high).
+busy meanwhile (the machine is shared; repeat when ``others_cores`` is high), and writes a record to
+``benchmarks/results/`` (``predict``, ``predict_memory``, ``predict_agreement``). ``hippocampus`` compares with nnU-Net
+only through nnU-Net's record of the same session and interface: ``benchmarks/peer/time_predict.py`` (API, what the
+default here times) or ``time_predict.py --cli`` (against ``--cli``), same ``--machine``, same day.
 """
 
 from __future__ import annotations
@@ -37,10 +40,11 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import records  # noqa: E402
+
 DEFAULT_DATASET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "Task04_Hippocampus"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-#: nnU-Net v2 ``nnUNetv2_predict`` on the same 52 cases, fold 0, mirroring, 2 cores (issue 6; benchmarks/peer).
-NNUNET_SECONDS = 161.0
 
 
 def _busy_ticks() -> int:
@@ -150,7 +154,7 @@ def hippocampus(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="bench_predict_"))
     model_dir = _model_folder(work / "Task04_Hippocampus", _hippocampus_plans())
     _last_cases(args.dataset, args.cases, work / "input")
-    times = []
+    times, others, runs = [], [], []
     for repeat in range(args.repeats):
         output = work / f"output{repeat}"
         quiet_before = wait_for_quiet(args.quiet_cores, args.max_wait)
@@ -179,20 +183,30 @@ def hippocampus(args: argparse.Namespace) -> None:
             assert report.ok, report.failed
             per_case = list(report.case_seconds.values())
         times.append(probe.wall)
+        others.append(probe.others_cores)
         result = {
-            "bench": "predict_hippocampus", "repeat": repeat, "cases": args.cases, "mirroring": args.mirroring,
-            "dtype": args.dtype, "workers": None if args.cli else report.settings["workers"], "cli": args.cli, "tile_batch_size": args.tile_batch_size,
-            "torch_threads": __import__("torch").get_num_threads(),
+            "repeat": repeat, "workers": None if args.cli else report.settings["workers"],
             "wall_s": round(probe.wall, 2), "per_case_s": round(probe.wall / args.cases, 3), "cpu_s": round(probe.cpu, 1),
             "others_cores": round(probe.others_cores, 2), "others_cores_before": round(quiet_before, 2),
             "init_s": None if init is None else round(init, 2),
-            "fraction_of_nnunet": round(probe.wall / NNUNET_SECONDS, 3),
         }
         if not args.cli:
             result["case_latency_median_s"] = round(statistics.median(per_case), 3)
+        runs.append(result)
         print(json.dumps(result), flush=True)
-    print(json.dumps({"bench": "predict_hippocampus_summary", "min_s": round(min(times), 2),
-                      "median_s": round(statistics.median(times), 2), "nnunet_s": NNUNET_SECONDS}), flush=True)
+    interface = "cli" if args.cli else "api"
+    figures = {"wall_s_min": round(min(times), 2), "wall_s_median": round(statistics.median(times), 2),
+               "wall_s_all": [round(t, 2) for t in times], "per_case_s": round(min(times) / args.cases, 3),
+               "repeats": args.repeats, "init_s": runs[0]["init_s"]}
+    records.record_measurement(args, "predict", figures, {
+        "interface": interface, "cases": args.cases, "mirroring": args.mirroring, "precision": args.dtype,
+        "workers": args.workers, "tile_batch_size": args.tile_batch_size, "configuration": "3d_fullres",
+        "network_features": [32, 64, 128, 256], "torch_threads": __import__("torch").get_num_threads(),
+        "description": "autounet, `autounet predict` CLI" if args.cli else f"autounet, Python API ({args.dtype})",
+    }, conditions={"others_cores": f"{min(others):.2f}-{max(others):.2f}", "repetitions": runs})
+    records.compare_with_peer(args, "predict", "wall_s_min", figures["wall_s_min"],
+                              "benchmarks/peer/time_predict.py" + (" --cli" if args.cli else ""),
+                              settings__interface=interface, settings__mirroring=args.mirroring)
 
 
 def ct(args: argparse.Namespace) -> None:
@@ -234,13 +248,12 @@ def ct(args: argparse.Namespace) -> None:
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest child so far
     voxels = int(np.prod(shape))
-    print(json.dumps({
-        "bench": "predict_ct_memory", "shape": shape, "classes": args.classes, "patch": args.patch,
-        "mirroring": args.mirroring, "save_probabilities": args.save_probabilities,
-        "wall_s": round(probe.wall, 1), "others_cores": round(probe.others_cores, 2),
-        "peak_rss_mb": round(peak), "import_baseline_mb": round(baseline_mb),
+    records.record_measurement(args, "predict_memory", {
+        "wall_s": round(probe.wall, 1), "peak_rss_mb": round(peak), "import_baseline_mb": round(baseline_mb),
         "input_int16_mb": round(voxels * 2 / 2**20), "float32_volume_mb": round(voxels * 4 / 2**20),
-    }), flush=True)
+    }, {"shape": shape, "classes": args.classes, "patch": args.patch, "mirroring": args.mirroring,
+        "save_probabilities": args.save_probabilities, "interface": "cli"},
+        conditions={"others_cores": round(probe.others_cores, 2)})
 
 
 def agreement(args: argparse.Namespace) -> None:
@@ -275,7 +288,7 @@ def agreement(args: argparse.Namespace) -> None:
             result[f"dice_{name}_vs_reference_label{label}"] = round(float(np.nanmean(
                 [dice(r == label, p == label) for r, p in zip(references, runs[name])])), 5)
     result["identical_voxels"] = float(np.mean([np.mean(a == b) for a, b in zip(runs["float32"], runs["bfloat16"])]))
-    print(json.dumps(result), flush=True)
+    records.record_measurement(args, "predict_agreement", result, {"model": str(args.model), "folds": args.folds})
 
 
 def main() -> None:
@@ -292,6 +305,7 @@ def main() -> None:
     hip.add_argument("--cli", action="store_true", help="time `autounet predict` in a subprocess (start-up included)")
     hip.add_argument("--quiet-cores", type=float, default=0.5, help="wait until others use fewer cores than this")
     hip.add_argument("--max-wait", type=float, default=300.0, help="longest wait for a quiet machine, seconds")
+    records.add_record_arguments(hip)
     hip.set_defaults(func=hippocampus)
     big = modes.add_parser("ct")
     big.add_argument("--shape", type=int, nargs=3, default=[300, 512, 512])
@@ -299,12 +313,14 @@ def main() -> None:
     big.add_argument("--classes", type=int, default=3)
     big.add_argument("--mirroring", action="store_true", help="mirror (8x the forward passes; memory is the same)")
     big.add_argument("--save-probabilities", action="store_true")
+    records.add_record_arguments(big)
     big.set_defaults(func=ct)
     agree = modes.add_parser("agreement")
     agree.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
     agree.add_argument("--model", type=Path, required=True, help="a trained RESULTS/<dataset> folder")
     agree.add_argument("--folds", nargs="+", default=None)
     agree.add_argument("--cases", type=int, default=52)
+    records.add_record_arguments(agree)
     agree.set_defaults(func=agreement)
     args = parser.parse_args()
     args.func(args)

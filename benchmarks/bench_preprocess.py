@@ -17,7 +17,8 @@ reports the peak RSS of the workers next to the size of one case. ``storage`` ti
 from memory-mapped ``.npy`` and, when installed, blosc2 and zarr.
 
 Every mode prints JSON lines: wall time, CPU time of this process and its children (immune to other load),
-and how many cores other processes kept busy meanwhile.
+and how many cores other processes kept busy meanwhile, and writes records to ``benchmarks/results/`` (``pipeline``:
+one per tool to ``preprocess/``, nnU-Net's measured in the same run; the other modes to ``preprocess_<mode>/``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import records  # noqa: E402
 
 DEFAULT_DATASET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "Task04_Hippocampus"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -152,16 +156,17 @@ def bench_pipeline(args: argparse.Namespace) -> None:
                                "others_cores_before": others_before, **parts})
     for name, results in runs.items():
         walls = [r["wall_s"] for r in results]
-        print(json.dumps({
-            "benchmark": "fingerprint+plan+preprocess (3d_fullres, 2d)",
-            "tool": name,
-            "dataset": args.dataset.name,
-            "workers": args.workers,
-            "wall_s_min": round(min(walls), 2),
-            "wall_s_median": round(statistics.median(walls), 2),
-            "cpu_s_median": round(statistics.median(r["cpu_s"] for r in results), 2),
-            "runs": [{k: (round(v, 2) if isinstance(v, float) else v) for k, v in r.items()} for r in results],
-        }))
+        parts = {part: round(statistics.median(r[part] for r in results), 2)
+                 for part in ("fingerprint_s", "plan_s", "preprocess_s") if part in results[0]}
+        tool = records.NNUNET if name.startswith("nnU-Net") else records.AUTOUNET
+        records.record_measurement(args, "preprocess", {
+            "wall_s_min": round(min(walls), 2), "wall_s_median": round(statistics.median(walls), 2),
+            "cpu_s_median": round(statistics.median(r["cpu_s"] for r in results), 2), "repeats": len(results),
+            **({"parts_s": {k[:-2]: v for k, v in parts.items()}} if parts else {}),
+        }, {"interface": "cli" if (args.cli or tool == records.NNUNET) else "api", "dataset": args.dataset.name,
+            "workers": args.workers, "configurations": ["3d_fullres", "2d"], "interleaved": len(runners) > 1,
+            "description": name}, tool=tool,
+            conditions={"runs": [{k: (round(v, 2) if isinstance(v, float) else v) for k, v in r.items()} for r in results]})
 
 
 # -------------------------------------------------------------------------------------------------- resampling
@@ -213,8 +218,8 @@ def bench_resampling(args: argparse.Namespace) -> None:
         probabilities = np.stack([fast_seg == v for v in range(4)]).astype(np.float32)
         ref_p_time, ref_p = _timed(lambda: resample_probabilities(probabilities, shape, target, spacing, backend="reference"), 1)
         fast_p_time, fast_p = _timed(lambda: resample_probabilities(probabilities, shape, target, spacing, backend="separable"), args.repeats)
-        print(json.dumps({
-            "benchmark": "resampling", "case": name, "shape": list(shape), "new_shape": list(new_shape),
+        records.record_measurement(args, "preprocess_resampling", {
+            "case": name, "shape": list(shape), "new_shape": list(new_shape),
             "data_reference_s": round(ref_time, 3), "data_separable_s": round(fast_time, 3),
             "data_max_abs_error": float(error.max()), "data_max_rel_error": float(error.max() / np.ptp(data)),
             "labels_reference_s": round(ref_seg_time, 3), "labels_separable_s": round(fast_seg_time, 3),
@@ -222,7 +227,7 @@ def bench_resampling(args: argparse.Namespace) -> None:
             "labels_new_values": sorted(set(np.unique(fast_seg).tolist()) - set(np.unique(seg).tolist())),
             "probabilities_reference_s": round(ref_p_time, 3), "probabilities_separable_s": round(fast_p_time, 3),
             "probabilities_max_abs_error": float(np.abs(ref_p - fast_p).max()),
-        }))
+        }, {"repeats": args.repeats})
 
 
 # ------------------------------------------------------------------------------------------------------ memory
@@ -270,14 +275,14 @@ def bench_memory(args: argparse.Namespace) -> None:
         input_mb = 2 * np.prod(shape) * 4 / 1e6
         output_mb = (data.nbytes + seg.nbytes) / 1e6
         peak_child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        print(json.dumps({
-            "benchmark": "memory", "cases": args.cases, "workers": args.workers, "backend": args.backend,
+        records.record_measurement(args, "preprocess_memory", {
+            "cases": args.cases, "workers": args.workers, "backend": args.backend,
             "input_shape": list(shape), "output_shape": list(data.shape),
             "case_input_float32_mb": round(input_mb, 1), "case_output_mb": round(output_mb, 1),
             "peak_rss_per_worker_mb": round(peak_child_mb, 1),
             "peak_rss_over_case_in_plus_out": round(peak_child_mb / (input_mb + output_mb), 2),
             "wall_s": round(meter.wall, 2), "cpu_s": round(meter.cpu, 2), "others_cores": round(meter.others_cores, 2),
-        }))
+        })
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -315,11 +320,10 @@ def bench_storage(args: argparse.Namespace) -> None:
                         np.array(stored[index], copy=True)
                     times.append((time.perf_counter() - start) / len(slices))
                 size = sum(p.stat().st_size for p in Path(path).rglob("*")) if Path(path).is_dir() else Path(path).stat().st_size
-                print(json.dumps({
-                    "benchmark": "storage", "layout": name, "format": fmt, "write_s": round(write_s, 3),
-                    "size_mb": round(size / 1e6, 1), "raw_mb": round(array.nbytes / 1e6, 1),
+                records.record_measurement(args, "preprocess_storage", {
+                    "write_s": round(write_s, 3), "size_mb": round(size / 1e6, 1), "raw_mb": round(array.nbytes / 1e6, 1),
                     "patch_read_ms_disk": round(times[0] * 1e3, 3), "patch_read_ms_cached": round(times[1] * 1e3, 3),
-                }))
+                }, {"layout": name, "format": fmt, "reads": args.reads})
                 shutil.rmtree(path, ignore_errors=True) if Path(path).is_dir() else Path(path).unlink()
     finally:
         if not args.folder:
@@ -397,6 +401,8 @@ def main() -> None:
     storage = sub.add_parser("storage", help="random patch reads: mmap .npy, blosc2, zarr")
     storage.add_argument("--folder", type=Path, default=None)
     storage.add_argument("--reads", type=int, default=200)
+    for mode in (pipeline, resampling, memory, storage):
+        records.add_record_arguments(mode)
     args = parser.parse_args()
     {"pipeline": bench_pipeline, "resampling": bench_resampling, "memory": bench_memory, "storage": bench_storage}[args.mode](args)
 

@@ -16,6 +16,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_network_step import StepOptions, make_step, time_step, wait_for_quiet  # noqa: E402
+import records  # noqa: E402
 
 BASE = StepOptions()
 VARIANTS = [
@@ -48,6 +49,7 @@ def main() -> None:
     )
     parser.add_argument("--max-wait", type=float, default=600.0)
     parser.add_argument("--only", type=int, nargs="+", default=None, help="indices into the variant list")
+    records.add_record_arguments(parser)
     args = parser.parse_args()
 
     variants = list(VARIANTS)
@@ -77,6 +79,12 @@ def main() -> None:
     for options, times in zip(variants, walls):
         median = statistics.median(times)
         print(f"{options.label():58s} {median:9.3f} {min(times):7.3f} {reference / median:8.2f}x")
+    records.record_measurement(args, "compare_network_steps", {
+        "settings": [{"setting": options.label(), "step_s_median": round(statistics.median(times), 3),
+                      "step_s_min": round(min(times), 3), "speed_vs_first": round(reference / statistics.median(times), 3)}
+                     for options, times in zip(variants, walls)]},
+        {"batch_size": args.batch, "patch_size": list(args.patch), "network": args.network, "rounds": args.rounds,
+         "threads": torch.get_num_threads(), "data_pipeline": "excluded (one fixed random batch)"})
 
 
 if __name__ == "__main__":

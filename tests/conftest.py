@@ -1,4 +1,9 @@
-"""Shared fixtures: small synthetic datasets and the real datasets in ../shared/datasets."""
+"""Shared fixtures: small synthetic datasets and the real datasets in ../shared/datasets.
+
+Options: ``--skip-shared`` skips (instead of failing) the tests that need ``../shared``; ``--skip-browser`` skips
+(instead of failing) the report test that renders in headless Chromium when no Chromium is installed. Neither is
+the default: a run without them is a complete run or a failing one.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +13,48 @@ from pathlib import Path
 
 import pytest
 
+import shared_data
 from autounet.dataset.demo import DemoSpec, make_demo_dataset
+from shared_data import HIPPOCAMPUS_REFERENCE, SHARED_DATASETS, require
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
+
+
+def pytest_addoption(parser) -> None:
+    group = parser.getgroup("autounet")
+    group.addoption("--skip-shared", action="store_true",
+                    help="skip the tests that need ../shared (real datasets, reference plans) instead of failing them")
+    group.addoption("--skip-browser", action="store_true",
+                    help="skip the report rendering test when no Chromium is installed instead of failing it")
+
+
+def pytest_configure(config) -> None:
+    shared_data.SKIP_SHARED = bool(config.getoption("skip_shared", False))
+    shared_data.SKIP_BROWSER = bool(config.getoption("skip_browser", False))
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Say loudly which tests were skipped on purpose: a green run without them is not a complete run."""
+    kinds = {shared_data.SKIP_SHARED_WORDS: "need ../shared", shared_data.SKIP_BROWSER_WORDS: "need headless Chromium"}
+    for words, need in kinds.items():
+        ids = [report.nodeid for report in terminalreporter.stats.get("skipped", [])
+               if words in str(getattr(report, "longrepr", ""))]
+        if ids:
+            terminalreporter.write_sep("!", f"NOT RUN: {len(ids)} test(s) that {need} were {words}", red=True, bold=True)
+            for test_id in ids[:10]:
+                terminalreporter.write_line(f"  {test_id}")
+            if len(ids) > 10:
+                terminalreporter.write_line(f"  ... and {len(ids) - 10} more")
 
 
 def _real_dataset(name: str) -> Path:
-    path = SHARED_DATASETS / name
-    if not path.is_dir():
-        pytest.skip(f"real dataset {name} not found at {path}; these tests need ../shared/datasets")
-    return path
+    return require(SHARED_DATASETS / name, f"real dataset {name}")
+
+
+@pytest.fixture(scope="session")
+def hippocampus_reference() -> Path:
+    """nnU-Net's reference plans and fingerprint of Hippocampus (../shared/reference/nnunet_plans), read only."""
+    return require(HIPPOCAMPUS_REFERENCE, "nnU-Net reference plans of Hippocampus")
 
 
 @pytest.fixture(scope="session")

@@ -106,6 +106,11 @@ def _load_fingerprint(args: argparse.Namespace) -> tuple[Fingerprint, bool | Non
 
         fingerprint = load_fingerprint(args.fingerprint, args.dataset_json)
         raw = read_json(args.dataset_json) if args.dataset_json else {}
+        if args.dataset_json:
+            from autounet.dataset.description import parse_dataset_json
+            from autounet.dataset.regions import refuse_region_labels
+
+            refuse_region_labels(parse_dataset_json(raw, str(args.dataset_json)), str(args.dataset_json))
         return fingerprint, raw.get("use_mask_for_norm"), args.output or Path(PLANS_FILE)
     from autounet.dataset import load_dataset
     from autounet.fingerprint import compute_fingerprint

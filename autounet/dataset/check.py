@@ -12,6 +12,7 @@ import numpy as np
 from autounet.dataset.check_case import CaseResult, CaseTask, check_case
 from autounet.dataset.check_report import CheckReport, Problem
 from autounet.dataset.dataset import SAFE_PUNCTUATION, Case, Dataset, case_id_problems, load_dataset
+from autounet.dataset.regions import region_labels_message
 from autounet.errors import DatasetError
 from autounet.io.formats import input_stat
 from autounet.jsonio import read_json
@@ -162,6 +163,10 @@ def _dataset_problems(dataset: Dataset) -> list[Problem]:
             "list the cases in dataset.json 'training' (MSD) or put CASE_0000 files into imagesTr/ (nnU-Net v2)",
             "no_cases",
         ))
+    regions = region_labels_message(dataset.description, str(json_path))
+    if regions is not None:
+        message, _, fix = regions.partition("; ")
+        problems.append(_problem("error", None, [json_path], message, fix, "region_labels"))
     values = dataset.description.label_values
     if values != tuple(range(len(values))):
         problems.append(_problem(

@@ -14,6 +14,7 @@ import numpy as np
 from autounet.cropping import box_shape, bounding_box
 from autounet.dataset import Dataset
 from autounet.dataset.dataset import read_case_images
+from autounet.dataset.regions import refuse_region_labels
 from autounet.dataset.training_case import (
     require_declared_labels,
     require_label_on_image_grid,
@@ -230,6 +231,7 @@ def compute_fingerprint(
     -------
     Fingerprint
     """
+    refuse_region_labels(dataset.description, str(dataset.root / "dataset.json"))
     if not dataset.training:
         raise DatasetError(f"{dataset.root}: no training cases found; check dataset.json and imagesTr/")
     missing_labels = [c.case_id for c in dataset.training if c.label_file is None]

@@ -18,6 +18,7 @@ import numpy as np
 from autounet.dataset import Case, Dataset, load_dataset
 from autounet.dataset.dataset import read_case_images, require_safe_case_ids
 from autounet.safe_names import checked_name
+from autounet.dataset.regions import refuse_region_labels
 from autounet.dataset.training_case import require_matching_case_files, require_usable_image
 from autounet.errors import AutounetError, DatasetError, DiskFullError, PlansError
 from autounet.io import read_image, read_image_geometry
@@ -164,6 +165,7 @@ def preprocess_dataset(
         preprocessing.
     """
     dataset = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+    refuse_region_labels(dataset.description, str(dataset.root / "dataset.json"))
     plans = plans if isinstance(plans, Plans) else load_plans(plans)
     if resampling_backend not in RESAMPLING_BACKENDS:
         raise ValueError(

@@ -22,6 +22,7 @@ from autounet.report.markup import (
     tag,
 )
 from autounet.report.overlays import make_overlays
+from autounet.report.trained import trained_table
 
 
 def training_section(data: ReportData) -> Html:
@@ -38,6 +39,9 @@ def training_section(data: ReportData) -> Html:
              "best smoothed pseudo Dice", "training time", "final validation Dice"],
             [_fold_row(run) for run in runs],
         ))
+        parts.append(tag("h4", "What each fold trained"))
+        planned = data.plans.configurations.get(configuration) if data.plans is not None else None
+        parts.append(trained_table(runs, planned))
         for run in runs:
             if run.epochs:
                 title = f"{configuration}, fold {run.fold}"

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from autounet.report.collect import ReportData
+from autounet.report.trained import budget_decision, other_training_entries
 from autounet.report.markup import (
     Html,
     bullet_list,
@@ -151,6 +152,7 @@ def _configuration_table(conf: Any) -> Html:
     )
     network = conf.network + (f" {conf.network_kwargs}" if conf.network_kwargs else "")
     facts = [
+        ("features per stage (planned)", "-".join(str(f) for f in conf.features_per_stage)),
         ("patch size (voxels)", fmt_values(conf.patch_size)),
         ("batch size", conf.batch_size),
         ("spacing (mm)", fmt_values(conf.spacing)),
@@ -166,11 +168,10 @@ def _configuration_table(conf: Any) -> Html:
         facts.append(("previous stage", conf.previous_stage))
     if conf.next_stage:
         facts.append(("next stage", conf.next_stage))
-    training = conf.training.to_dict()
-    if training:
-        facts.append(("training overrides", str(training)))
+    facts += other_training_entries(conf.training.to_dict())
     stage_table = table(["stage", "features", "kernel", "stride", "convolutions"], stages, numeric_from=1)
-    return join([key_value_table(facts), tag("details", join([tag("summary", "stages of the network"), stage_table]))])
+    return join([key_value_table(facts), budget_decision(conf.training.to_dict()),
+                 tag("details", join([tag("summary", "stages of the network"), stage_table]))])
 
 
 def header_block(data: ReportData, generated: str, version: str) -> Html:

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from autounet.dataset.regions import refuse_regions_in_folder
 from autounet.devices import resolve_device, resolve_precision
 from autounet.errors import MissingStageError
 from autounet.layout import ResultsLayout
@@ -105,6 +106,7 @@ def setup_fold(
     started = time.monotonic()
     config = config or TrainingConfig()
     results_dir, fold, context = Path(results_dir), parse_fold(fold), context_from_environment()
+    refuse_regions_in_folder(results_dir)  # the dataset.json kept with the plans; regions are not trained yet
     plans = components.read_plans(results_dir)
     if source is None:
         source = components.open_store(results_dir, plans.configuration(configuration))

@@ -5,7 +5,9 @@ Every benchmark script in this folder:
     if it was started with another Python, so `python3 benchmarks/peer/X.py` works;
   * points nnUNet_raw / nnUNet_preprocessed / nnUNet_results at folders under
     benchmarks/_peer/ (set here, before nnunetv2 is imported);
-  * prints one JSON line of results and appends it to benchmarks/_peer/results.jsonl.
+  * prints one JSON line of results and appends it to benchmarks/_peer/results.jsonl (the peer's own log), and
+    writes a record of nnU-Net's figures under benchmarks/results/ (benchmarks/records.py) with the machine label
+    given by --machine, so the tables put it beside autounet's record of the same session.
 """
 from __future__ import annotations
 
@@ -30,6 +32,9 @@ PREPROCESSED = PEER / "nnUNet_preprocessed"
 RESULTS = PEER / "nnUNet_results"
 RESULTS_JSONL = PEER / "results.jsonl"
 REFERENCE_DIR = HERE / "reference_hippocampus"
+
+sys.path.insert(0, str(HERE.parent))
+import records  # noqa: E402  (standard library only: importable from the peer venv)
 
 DATASET_ID = 4
 DATASET_NAME = "Dataset004_Hippocampus"
@@ -188,6 +193,18 @@ def add_quiet_args(ap) -> None:
     ap.add_argument("--quiet-cores", type=float, default=0.3,
                     help="before each repetition wait until other processes use fewer cores than this")
     ap.add_argument("--max-wait", type=float, default=90.0, help="max seconds to wait for quiet per repetition")
+
+
+def add_record_args(ap) -> None:
+    """--machine, --results, --no-record (benchmarks/records.py)."""
+    records.add_record_arguments(ap)
+
+
+def peer_record(args, benchmark: str, figures: dict, settings: dict, conditions: dict | None = None,
+                note: str | None = None) -> dict:
+    """Write nnU-Net's record of this measurement (tool "nnU-Net v2", its installed version) and return it."""
+    return records.record_measurement(args, benchmark, figures, settings, tool=records.NNUNET, conditions=conditions,
+                                      note=note)
 
 
 def summarize(times: list[float]) -> dict:

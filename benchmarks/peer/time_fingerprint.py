@@ -27,6 +27,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--np", type=int, default=2, help="-np of the CLI (processes)")
     C.add_quiet_args(ap)
+    C.add_record_args(ap)
     args = ap.parse_args()
     C.require_raw()
 
@@ -47,14 +48,21 @@ def main() -> None:
         times.append(t)
         reps.append({**q, **pr})
         print(f"rep {i}: {t:.2f} s {reps[-1]}", file=sys.stderr, flush=True)
+    summary = C.summarize(times)
     C.record("fingerprint", {
         "command": " ".join(["nnUNetv2_extract_fingerprint"] + cmd[1:]),
         "num_cases": 208,
         "num_processes": args.np,
         "import_overhead_s": round(imp, 3),
-        **C.summarize(times),
+        **summary,
         "reps": reps,
     }, load0, up0)
+    C.peer_record(args, "fingerprint",
+                  {"wall_s_min": summary["min_s"], "wall_s_median": summary["median_s"], "wall_s_all": summary["times_s"],
+                   "repeats": summary["n"], "import_overhead_s": round(imp, 3)},
+                  {"interface": "cli", "command": " ".join(["nnUNetv2_extract_fingerprint"] + cmd[1:]),
+                   "workers": args.np, "dataset": C.DATASET_NAME, "cases": 208},
+                  {"repetitions": reps, "load_before": load0, "load_after": C.loadavg()})
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
+import statistics
 import sys
 from pathlib import Path
 
@@ -35,6 +36,7 @@ def main() -> None:
     ap.add_argument("--npfp", type=int, default=None, help="fingerprint workers (CLI default: 8)")
     ap.add_argument("--no-copy-reference", action="store_true")
     C.add_quiet_args(ap)
+    C.add_record_args(ap)
     args = ap.parse_args()
     C.require_raw()
 
@@ -70,14 +72,22 @@ def main() -> None:
         C.REFERENCE_DIR.mkdir(parents=True, exist_ok=True)
         for f in ("nnUNetPlans.json", "dataset_fingerprint.json", "dataset.json"):
             shutil.copy2(base / f, C.REFERENCE_DIR / f)
+    summary = C.summarize(times)
     C.record("plan_and_preprocess", {
         "command": " ".join(["nnUNetv2_plan_and_preprocess"] + cmd[1:]),
         "num_processes_preprocessing": args.np,
         "num_processes_fingerprint": args.npfp if args.npfp is not None else 8,
         "configurations": cfgs,
-        **C.summarize(times),
+        **summary,
         "reps": reps,
     }, load0, up0)
+    C.peer_record(args, "preprocess",
+                  {"wall_s_min": summary["min_s"], "wall_s_median": summary["median_s"], "wall_s_all": summary["times_s"],
+                   "cpu_s_median": round(statistics.median(r["own_cpu_s"] for r in reps), 2), "repeats": summary["n"]},
+                  {"interface": "cli", "command": " ".join(["nnUNetv2_plan_and_preprocess"] + cmd[1:]),
+                   "workers": args.np, "fingerprint_workers": args.npfp if args.npfp is not None else 8,
+                   "configurations": ["3d_fullres", "2d"], "interleaved": False, "planned": cfgs},
+                  {"repetitions": reps, "load_before": load0, "load_after": C.loadavg()})
 
 
 if __name__ == "__main__":

@@ -18,7 +18,10 @@ benchmarks/_peer/predict_input/. The checkpoint comes from make_checkpoint.py
 (run automatically if missing). Each repetition writes to a fresh output folder.
 Timed: predict_from_files() wall time (preprocessing + sliding window + export of
 all 52 cases); model loading (initialize_from_trained_model_folder) is recorded
-separately as init_s.
+separately as init_s. With --cli the command nnUNetv2_predict runs in a subprocess instead and its whole wall time
+is timed (start-up and model loading included), to compare with `autounet predict`
+(benchmarks/bench_predict.py hippocampus --cli): CLI against CLI, API against API. The record goes to
+benchmarks/results/predict/ (--machine names the session).
 """
 from __future__ import annotations
 
@@ -58,7 +61,9 @@ def main() -> None:
     ap.add_argument("--nps", type=int, default=2, help="segmentation export processes (CLI default 3)")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (CLI on cpu: cpu_count)")
     ap.add_argument("--no-mirroring", action="store_true")
+    ap.add_argument("--cli", action="store_true", help="time nnUNetv2_predict in a subprocess (start-up included)")
     C.add_quiet_args(ap)
+    C.add_record_args(ap)
     args = ap.parse_args()
     C.require_preprocessed("3d_fullres")
 
@@ -79,19 +84,30 @@ def main() -> None:
             shutil.rmtree(out)
         q = C.wait_for_quiet(args.quiet_cores, max_wait=args.max_wait)
         t0 = time.perf_counter()
-        predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True,
-                                    use_mirroring=not args.no_mirroring,
-                                    perform_everything_on_device=True,  # -> False on cpu, as in the CLI
-                                    device=torch.device("cpu"), verbose=False,
-                                    verbose_preprocessing=False, allow_tqdm=False)
-        predictor.initialize_from_trained_model_folder(str(MODEL_DIR), use_folds=(0,),
-                                                       checkpoint_name="checkpoint_final.pth")
-        t1 = time.perf_counter()
-        with C.Probe() as pr:
-            predictor.predict_from_files(str(INPUT), str(out), save_probabilities=False, overwrite=True,
-                                         num_processes_preprocessing=args.npp,
-                                         num_processes_segmentation_export=args.nps)
-        t2 = time.perf_counter()
+        if args.cli:
+            command = [str(C.VENV_BIN / "nnUNetv2_predict"), "-i", str(INPUT), "-o", str(out), "-d", str(C.DATASET_ID),
+                       "-c", "3d_fullres", "-f", "0", "-device", "cpu", "-npp", str(args.npp), "-nps", str(args.nps),
+                       "-chk", "checkpoint_final.pth", "--disable_progress_bar"]
+            if args.no_mirroring:
+                command.append("--disable_tta")
+            t1 = t0
+            with C.Probe() as pr:
+                C.timed_subprocess(command, C.PEER / "logs" / f"predict_cli_rep{r}.log")
+            t2 = time.perf_counter()
+        else:
+            predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True,
+                                        use_mirroring=not args.no_mirroring,
+                                        perform_everything_on_device=True,  # -> False on cpu, as in the CLI
+                                        device=torch.device("cpu"), verbose=False,
+                                        verbose_preprocessing=False, allow_tqdm=False)
+            predictor.initialize_from_trained_model_folder(str(MODEL_DIR), use_folds=(0,),
+                                                           checkpoint_name="checkpoint_final.pth")
+            t1 = time.perf_counter()
+            with C.Probe() as pr:
+                predictor.predict_from_files(str(INPUT), str(out), save_probabilities=False, overwrite=True,
+                                             num_processes_preprocessing=args.npp,
+                                             num_processes_segmentation_export=args.nps)
+            t2 = time.perf_counter()
         n_out = len([p for p in out.iterdir() if p.name.endswith(".nii.gz")])
         assert n_out == N_CASES, f"expected {N_CASES} outputs, got {n_out}"
         inits.append(t1 - t0)
@@ -119,6 +135,18 @@ def main() -> None:
         "per_case_min_s": round(s["min_s"] / N_CASES, 3),
         "per_case_median_s": round(s["median_s"] / N_CASES, 3),
     }, load0, up0)
+    others = [rep.get("others_cores") for rep in reps if rep.get("others_cores") is not None]
+    C.peer_record(args, "predict", {
+        "wall_s_min": s["min_s"], "wall_s_median": s["median_s"], "wall_s_all": s["times_s"], "repeats": s["n"],
+        "per_case_s": round(s["min_s"] / N_CASES, 3), "init_s": None if args.cli else [round(x, 3) for x in inits],
+    }, {
+        "interface": "cli" if args.cli else "api", "cases": N_CASES, "mirroring": not args.no_mirroring,
+        "precision": "float32", "configuration": "3d_fullres", "network_features": [32, 64, 128, 256],
+        "threads": args.threads, "npp": args.npp, "nps": args.nps,
+        "description": "nnU-Net v2 `nnUNetv2_predict` (CLI)" if args.cli
+        else "nnU-Net v2 `nnUNetPredictor.predict_from_files`",
+    }, {"others_cores": f"{min(others):.2f}-{max(others):.2f}" if others else None, "repetitions": reps,
+        "load_before": load0, "load_after": C.loadavg()})
     sys.stdout.flush()
     os._exit(0)
 

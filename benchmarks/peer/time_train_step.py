@@ -12,12 +12,19 @@ augmentation workers (nnUNet_n_proc_DA default -> min(12, cpu_count) = 2 here).
 Only the number of iterations is cut: we run warmup + reps*iters iterations and
 no full epoch/validation. An iteration is timed from requesting the batch
 (`next(dataloader_train)`, i.e. any wait for augmentation) to the end of the
-optimizer step; the wait and the step are also recorded separately.
-Output of the trainer (logs) goes to benchmarks/_peer/nnUNet_results_timing/.
+optimizer step; the wait and the step are also recorded separately, so the record holds both the iteration with
+the data pipeline (``iteration_s_median``) and the step without it (``step_s_median``), to be compared with the same
+figure of ``benchmarks/bench_network_step.py`` (``--data`` for autounet's iteration with its data pipeline).
+``--da-processes 0`` makes the batches in the training process (nnU-Net's ``nnUNet_n_proc_DA=0``), as autounet does by
+default on CPUs with few cores; by default nnU-Net's own workers make them beside the step, on the same cores.
+nnU-Net trains in float32 on a CPU (its autocast is for CUDA only), whatever the CPU's bfloat16 units.
+Output of the trainer (logs) goes to benchmarks/_peer/nnUNet_results_timing/; the record to
+benchmarks/results/train_step/ (``--machine`` names the session).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -35,8 +42,13 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=10, help="timed iterations per repetition")
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--configuration", default="3d_fullres")
+    ap.add_argument("--da-processes", type=int, default=None,
+                    help="nnU-Net's augmentation workers (nnUNet_n_proc_DA; default its own choice, 0 = in-process)")
     C.add_quiet_args(ap)
+    C.add_record_args(ap)
     args = ap.parse_args()
+    if args.da_processes is not None:
+        os.environ["nnUNet_n_proc_DA"] = str(args.da_processes)  # read when the trainer builds its loaders
     C.require_preprocessed(args.configuration)
 
     import numpy as np
@@ -112,8 +124,23 @@ def main() -> None:
         "loss_first_last": [round(losses[0], 4), round(losses[-1], 4)],
         "losses_finite": bool(np.all(np.isfinite(losses))),
     }, load0, up0)
+    workers = trainer.dataloader_train.num_processes if hasattr(trainer.dataloader_train, "num_processes") else 0
+    C.peer_record(args, "train_step", {
+        "iteration_s_median": round(statistics.median(timed), 3),
+        "step_s_median": round(statistics.median(steps[args.warmup:]), 3),
+        "wait_s_median": round(statistics.median(waits[args.warmup:]), 3),
+        "iteration_s_block_means": [round(x, 3) for x in block_means], "timed_iterations": len(timed),
+    }, {
+        "network": "nnU-Net PlainConvUNet (nnUNetTrainer)", "configuration": args.configuration,
+        "features_per_stage": list(cm.network_arch_init_kwargs.get("features_per_stage", []))
+        if hasattr(cm, "network_arch_init_kwargs") else None,
+        "batch_size": trainer.batch_size, "patch_size": list(cm.patch_size), "precision": "float32",
+        "data_pipeline": f"iteration: included ({workers} augmentation workers{', in-process' if not workers else ''}); "
+                         "step: excluded",
+        "data_workers": workers, "threads": torch.get_num_threads(),
+        "description": f"nnU-Net v2 (`nnUNetTrainer.train_step`, {len(timed)} timed iterations)",
+    }, {"blocks": blocks_info, "load_before": load0, "load_after": C.loadavg()})
     sys.stdout.flush()
-    import os
     os._exit(0)  # don't wait on nnU-Net's non-daemon helpers
 
 

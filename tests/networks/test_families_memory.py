@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import weakref
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,9 +13,6 @@ from autounet.networks import build_network, denseunet, dilated, list_networks, 
 from autounet.planners import PlanOverrides, estimate_memory, family_memory, plan_experiment
 from autounet.planners.memory import fits_memory, has_memory_estimator, memory_budget, reference_batch_size
 
-HIPPOCAMPUS_FINGERPRINT = (
-    Path(__file__).resolve().parents[3] / "shared" / "reference" / "nnunet_plans" / "01_hippocampus.json"
-)
 COUNTED_FAMILIES = [name for name in list_networks() if name != "resenc"]  # resenc: nnU-Net's own estimate
 
 TOPOLOGIES = {
@@ -144,12 +140,10 @@ def test_unknown_family_has_no_counting_rule() -> None:
 
 
 @pytest.fixture(scope="module")
-def hippocampus_fingerprint():
-    if not HIPPOCAMPUS_FINGERPRINT.is_file():
-        pytest.skip(f"reference fingerprint {HIPPOCAMPUS_FINGERPRINT} not found")
+def hippocampus_fingerprint(hippocampus_reference):
     from autounet.fingerprint import load_fingerprint
 
-    return load_fingerprint(HIPPOCAMPUS_FINGERPRINT)
+    return load_fingerprint(hippocampus_reference)
 
 
 def _plan(fingerprint, network: str, memory_budget_gb: float):

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from autounet.cli import main
 from autounet.planners import load_plans
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "nnunet_plans" / "01_hippocampus.json"
-needs_reference = pytest.mark.skipif(not REFERENCE.is_file(), reason=f"reference plans not found at {REFERENCE}")
+from shared_data import HIPPOCAMPUS_REFERENCE as REFERENCE
+
+# Every test marked so needs nnU-Net's reference plans: missing, it fails (pytest --skip-shared skips it).
+needs_reference = pytest.mark.usefixtures("hippocampus_reference")
 
 
 @needs_reference

@@ -7,15 +7,15 @@ tiny images and overrides, are outside what the reference files exercise; see do
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from autounet.fingerprint import load_fingerprint
 from autounet.planners import DeviceInfo, plan_experiment
 
-REFERENCE_DIR = Path(__file__).resolve().parents[3] / "shared" / "reference" / "nnunet_plans"
-FILES = sorted(REFERENCE_DIR.glob("*.json"))
+from shared_data import reference_plan_files, require
+
+FILES = reference_plan_files()
 
 #: nnU-Net's normalisation class names and ours.
 SCHEME_NAMES = {
@@ -26,12 +26,9 @@ SCHEME_NAMES = {
     "RGBTo0_1Normalization": "rgb_to_0_1",
 }
 
-pytestmark = pytest.mark.skipif(not FILES, reason=f"reference plans not found at {REFERENCE_DIR}")
-
-
 @pytest.fixture(scope="module", params=FILES, ids=[f.stem for f in FILES])
 def reference(request):
-    data = json.loads(request.param.read_text())
+    data = json.loads(require(request.param, "nnU-Net reference plans").read_text())
     plans = plan_experiment(load_fingerprint(request.param), memory_budget_gb=8.0, device=DeviceInfo())
     return data["expected"], plans
 

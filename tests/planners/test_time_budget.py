@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -11,7 +10,7 @@ from autounet.planners.time_budget import TARGET_ITERATIONS, plan_for_time_budge
 
 from .conftest import NO_GPU, make_fingerprint
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "nnunet_plans" / "01_hippocampus.json"
+from shared_data import HIPPOCAMPUS_REFERENCE as REFERENCE
 
 
 @pytest.fixture
@@ -69,7 +68,7 @@ def test_a_budget_that_is_not_positive_is_refused(plans):
         plan_for_time_budget(plans, "3d_fullres", 0, linear_cost)
 
 
-@pytest.mark.skipif(not REFERENCE.is_file(), reason=f"reference plans not found at {REFERENCE}")
+@pytest.mark.usefixtures("hippocampus_reference")
 def test_cli_plan_with_a_budget_measures_on_this_machine(tmp_path, capsys):
     from autounet.cli import main
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import shared_data
 from autounet.cli import main
 from autounet.evaluation import load_summary
 from autounet.report import write_report
@@ -32,8 +33,12 @@ def _chromium() -> str:
         found = shutil.which(name)
         if found:
             return found
-    pytest.skip("no Chromium binary found (chromium, chromium-browser, google-chrome); install it with "
-                "\"apt-get install -y chromium\" (\"make test\" tries) to run the report rendering test")
+    message = ("no Chromium binary found (chromium, chromium-browser, google-chrome): the report must be checked as a "
+               "browser renders it. Install it (\"apt-get install -y chromium\"; \"make test\" does), or pass "
+               "--skip-browser to skip this test on purpose")
+    if shared_data.SKIP_BROWSER:
+        pytest.skip(f"{shared_data.SKIP_BROWSER_WORDS}: {message}")
+    pytest.fail(message, pytrace=False)
 
 
 def _dump_dom(page: Path, profile: Path) -> str:
