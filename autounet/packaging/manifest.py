@@ -8,13 +8,13 @@ version first, so a manifest written by a newer autounet is refused with a messa
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from autounet.errors import AutounetError
 from autounet.jsonio import read_json, write_json
+from autounet.model_manifest import file_sha256
 from autounet.safe_names import name_problem
 from autounet.typing import PathType
 
@@ -23,35 +23,14 @@ MANIFEST_FORMAT = "autounet-model-manifest"
 #: Versions of the manifest layout this autounet reads; bump when the meaning of a key changes.
 MANIFEST_FORMAT_VERSION = 1
 KNOWN_FORMAT_VERSIONS = (1,)
-#: Bytes hashed per read: large enough to be fast, small enough to hash multi-GB checkpoints in little memory.
-_HASH_CHUNK_BYTES = 1 << 20
 
 
 class ManifestError(AutounetError, ValueError):
     """A manifest is missing, of an unknown format, or does not match the files beside it."""
 
 
-def sha256_file(path: PathType) -> str:
-    """Hex sha256 of a file, read in chunks.
-
-    Parameters
-    ----------
-    path : str or Path
-        The file to hash.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "x.txt"
-    >>> _ = path.write_bytes(b"abc")
-    >>> sha256_file(path)[:16]
-    'ba7816bf8f01cfea'
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(_HASH_CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+#: Hex sha256 of a file, read in chunks: the same function that hashes trained model folders.
+sha256_file = file_sha256
 
 
 def relative_path_problem(relative: str) -> str | None:
